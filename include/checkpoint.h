@@ -1,0 +1,49 @@
+/* checkpoint.h - the model file (docs/model-format.md): magic, version, the
+ * config that describes the architecture, float32 weights, and for resuming
+ * the optimizer state and training position, closed by a CRC-32. A model
+ * file is a checkpoint without the training state. Files are published
+ * atomically (temp file, fsync, rename, fsync of the directory), so a reader
+ * sees the old file or the new one, never a mix. */
+#ifndef TRAINER_CHECKPOINT_H
+#define TRAINER_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "network.h"
+#include "optim.h"
+
+#define MODEL_MAGIC "TRAINCNN"
+#define MODEL_VERSION 1u
+
+/* Where a run stands; with the seed it is the whole RNG state, because every
+ * random choice is keyed by (seed, epoch, index). */
+typedef struct {
+    uint64_t epoch;      /* epochs completed */
+    uint64_t batch;      /* batches completed within the current epoch */
+    uint64_t step;       /* optimizer steps taken in all */
+    double loss_sum;     /* the current epoch's partial training loss, */
+    uint64_t correct;    /* correct predictions, */
+    uint64_t seen;       /* and samples */
+    double best_val;     /* best validation accuracy so far (-1: none) */
+    uint64_t best_epoch;
+} train_state;
+
+/* Writes PATH atomically. OPT and STATE may be NULL for a plain model. */
+int checkpoint_save(const char *path, const config *cfg, const network *net,
+                    const optimizer *opt, const train_state *state, tr_error *err);
+
+/* Reads PATH: CFG gets the stored config (over built-in defaults), NET is
+ * created from it and filled. With OPT non-NULL the file must hold training
+ * state, and OPT and STATE are filled. */
+int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
+                    train_state *state, tr_error *err);
+
+/* Writes LEN bytes to PATH atomically; shared by models and reports. */
+int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err);
+
+/* Creates the directories above PATH that are missing (mkdir -p). */
+int make_parent_dirs(const char *path, tr_error *err);
+
+#endif

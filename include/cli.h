@@ -1,0 +1,38 @@
+/* cli.h - the commands behind the command line. main.c parses the
+ * arguments into a cli_args; these functions run a command, print its
+ * output and errors, and return the process exit status (0 success,
+ * 1 runtime failure, 2 bad usage/config/data, 130/143 interrupted). */
+#ifndef TRAINER_CLI_H
+#define TRAINER_CLI_H
+
+#include <stdio.h>
+
+#define CLI_MAX_SETS 64
+#define CLI_MAX_INPUTS 1024
+
+typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_HELP, CMD_VERSION } cli_command;
+
+typedef struct {
+    cli_command cmd;
+    const char *config; /* train: CONFIG or NULL for the default one */
+    const char *model;  /* eval, predict */
+    const char *resume;
+    const char *sets[CLI_MAX_SETS];
+    int nsets;
+    const char *inputs[CLI_MAX_INPUTS]; /* predict */
+    int ninputs;
+    int threads; /* 0: OMP_NUM_THREADS or all cores */
+    int quiet;
+    const char *argv0;
+} cli_args;
+
+int cli_train(const cli_args *a);
+int cli_eval(const cli_args *a);
+int cli_predict(const cli_args *a);
+void cli_usage(FILE *f);
+int cli_version(void);
+
+/* Prints "trainer: MESSAGE" to stderr and returns CODE. */
+int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,37 @@
+/* idx.h - reading MNIST's IDX files, gzipped or plain, into memory.
+ * Images stay as bytes (47 MB for the training set); they are normalised on
+ * the fly by data.h. Every header field is checked against the file's real
+ * length and against overflow before anything is allocated. */
+#ifndef TRAINER_IDX_H
+#define TRAINER_IDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    size_t count;
+    uint32_t rows, cols;
+    uint8_t *pixels; /* count * rows * cols, row-major */
+    uint8_t *labels; /* count */
+} dataset;
+
+/* Reads the whole of PATH (gzip, multi-member gzip or plain) into a fresh
+ * buffer. Fails on a truncated or corrupt stream, never returning part. */
+int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err);
+
+/* Parses an image file (magic 0x00000803) or a label file (0x00000801). */
+int idx_parse_images(const char *path, const uint8_t *data, size_t len,
+                     size_t *count, uint32_t *rows, uint32_t *cols,
+                     const uint8_t **pixels, tr_error *err);
+int idx_parse_labels(const char *path, const uint8_t *data, size_t len,
+                     size_t *count, const uint8_t **labels, tr_error *err);
+
+/* Loads an image file and its label file, checking that counts agree and
+ * that every label is below num_classes. limit > 0 keeps the first limit. */
+int dataset_load(dataset *ds, const char *images_path, const char *labels_path,
+                 unsigned num_classes, size_t limit, tr_error *err);
+void dataset_free(dataset *ds);
+
+#endif

@@ -1,0 +1,48 @@
+/* layers.h - the kernels of one sample's forward and backward pass.
+ *
+ * Tensors are contiguous float arrays in (channels, height, width) order.
+ * Backward functions ADD into parameter gradients (dw, db), so a block of
+ * samples can accumulate into one buffer, and WRITE the input gradient din
+ * (which may be NULL for the first layer). No function allocates or updates
+ * weights: the optimizer changes weights only after the whole batch. */
+#ifndef TRAINER_LAYERS_H
+#define TRAINER_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* conv.c: valid (unpadded) convolution, stride 1.
+ * in (C,H,W), w (OC,C,K,K), b (OC), out (OC,H-K+1,W-K+1). */
+void conv_forward(float *out, const float *in, const float *w, const float *b,
+                  int C, int H, int W, int OC, int K);
+void conv_backward(float *din, float *dw, float *db, const float *dout,
+                   const float *in, const float *w, int C, int H, int W, int OC, int K);
+/* The plain six-loop versions: the oracle that tests hold the fast ones to. */
+void conv_forward_ref(float *out, const float *in, const float *w, const float *b,
+                      int C, int H, int W, int OC, int K);
+void conv_backward_ref(float *din, float *dw, float *db, const float *dout,
+                       const float *in, const float *w, int C, int H, int W, int OC, int K);
+
+/* activation.c: in place; backward masks dout where the output was <= 0. */
+void relu_forward(float *x, int n);
+void relu_backward(float *dout, const float *out, int n);
+
+/* maxpool.c: window K, stride S, no padding; out (C,OH,OW) with
+ * OH = (H-K)/S+1. argmax records, per output, the input index that won: the
+ * first maximum in row-major order, so exactly one input receives the
+ * gradient even when maxima tie (as they do on MNIST's flat background). */
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S);
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int in_size, int out_size);
+
+/* dense.c: in (IN), w (OUT,IN), b (OUT), out (OUT). */
+void dense_forward(float *out, const float *in, const float *w, const float *b, int IN, int OUT);
+void dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                    const float *w, int IN, int OUT);
+
+/* loss.c: softmax over n logits into probs (stable for any logits). */
+void softmax_forward(float *probs, const float *logits, int n);
+/* Softmax, then returns the cross-entropy of LABEL and writes
+ * dlogits = probs - onehot(label). */
+float softmax_xent(float *probs, float *dlogits, const float *logits, int label, int n);
+
+#endif

@@ -1,0 +1,75 @@
+/* network.h - the layer stack built from a config: shapes, the parameter
+ * layout, and one sample's forward and backward pass.
+ *
+ * All parameters live in one flat float array (each layer's weights, then
+ * its bias, in layer order), and so do gradients and optimizer state: zeroing,
+ * reduction, the optimizer step and file I/O are each one loop over it. A
+ * net_workspace holds one thread's activations; it is allocated once and
+ * reused for every sample. */
+#ifndef TRAINER_NETWORK_H
+#define TRAINER_NETWORK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+
+typedef struct {
+    char name[CONFIG_NAME_MAX];
+    int kind, act;
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;
+    int k, s;           /* conv: kernel; maxpool: window and stride */
+    size_t w_off, b_off; /* into net.params; both 0 for maxpool */
+    size_t nweights, nbias;
+    size_t in_size, out_size;
+    float lr_scale;
+} net_layer;
+
+typedef struct {
+    int nlayers;
+    net_layer layers[CONFIG_MAX_LAYERS];
+    int input_size, classes;
+    size_t nparams;
+    float *params; /* 64-byte aligned */
+} network;
+
+typedef struct {
+    float *acts[CONFIG_MAX_LAYERS + 1]; /* acts[0]: input; acts[i+1]: layer i's output */
+    int32_t *argmax[CONFIG_MAX_LAYERS];
+    float *dcur, *dnext; /* input gradients, ping-ponged through the layers */
+    float *probs;
+    void *block; /* the single allocation behind the pointers above */
+} net_workspace;
+
+/* Builds the layer stack, checking every shape; an impossible stack is
+ * refused with a message naming the layer. Parameters start at zero. */
+int net_create(network *net, const config *cfg, tr_error *err);
+void net_free(network *net);
+
+/* Uniform initial weights (bound from fan-in/fan-out as INIT says) and zero
+ * biases, drawn from the counter-based RNG: the same seed, the same bytes. */
+void net_init_params(network *net, int init, uint64_t seed);
+
+int net_workspace_create(net_workspace *ws, const network *net, tr_error *err);
+void net_workspace_free(net_workspace *ws);
+
+/* One workspace per thread, as an array of N. */
+net_workspace *net_workspaces_create(const network *net, int n, tr_error *err);
+void net_workspaces_free(net_workspace *ws, int n);
+
+/* Forward pass of ws->acts[0] (already filled with the normalised input).
+ * Returns the logits (ws->acts[nlayers]). */
+const float *net_forward(const network *net, net_workspace *ws);
+
+/* Forward and backward for one labelled sample in ws->acts[0]: adds this
+ * sample's parameter gradients into GRAD (nparams floats) and returns its
+ * loss. *predicted gets the arg-max class. */
+float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
+                       float *grad, int *predicted);
+
+/* Arg-max over probs, first index on ties. */
+int net_argmax(const float *x, int n);
+
+#endif

@@ -1,0 +1,69 @@
+/* train.h - the training loop: epochs of shuffled mini-batches, each batch
+ * split across OpenMP threads, then one deterministic reduction and one
+ * optimizer step; evaluation, metrics and a checkpoint after every epoch.
+ *
+ * Reproducibility: a batch is cut into at most TRAIN_MAX_BLOCKS contiguous
+ * blocks of samples, a cut that depends only on the batch size. Each block's
+ * gradient is summed in sample order into its own buffer, whichever thread
+ * runs it, and the buffers are summed in block order. The model bytes are
+ * therefore the same for any thread count. */
+#ifndef TRAINER_TRAIN_H
+#define TRAINER_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "error.h"
+
+/* Caps the gradient buffers (64 x 24 KB for the default network) and so the
+ * useful thread count per batch; batch 64 gives one sample per block. */
+#define TRAIN_MAX_BLOCKS 64
+
+typedef struct {
+    int epoch, epochs;                 /* epoch is 1-based */
+    double train_loss, train_acc;
+    double val_acc, test_acc;          /* -1 when there is no such set */
+    double lr;                         /* at the epoch's last step */
+    double samples_per_s, seconds;     /* training only, evaluation excluded */
+    double eval_seconds;
+    int saved_model;                   /* output.model was written this epoch */
+} epoch_report;
+
+typedef struct {
+    size_t train_count, val_count, test_count;
+    size_t nparams;
+    int nthreads;
+    double load_seconds;
+    int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
+    const char *checkpoint;
+} train_start_info;
+
+typedef struct {
+    void (*on_start)(void *user, const train_start_info *info);
+    void (*on_progress)(void *user, size_t done, size_t total, double samples_per_s);
+    void (*on_epoch)(void *user, const epoch_report *r);
+    void *user;
+} train_observer;
+
+typedef struct {
+    const char *resume;                /* checkpoint to continue from, or NULL */
+    int nthreads;                      /* 0: OpenMP's default */
+    volatile sig_atomic_t *stop;       /* set to a signal number to stop after the batch */
+    train_observer obs;
+} train_options;
+
+typedef struct {
+    int interrupted_by;                /* the signal that stopped training, or 0 */
+    double test_acc;
+    size_t test_correct, test_total;
+    double train_seconds;
+    char checkpoint[CONFIG_PATH_MAX + 8];
+} train_result;
+
+int train_run(const config *cfg, const train_options *opts, train_result *res, tr_error *err);
+
+/* The checkpoint path: output.checkpoint, or output.model + ".ckpt". */
+void train_checkpoint_path(const config *cfg, char *out, size_t size);
+
+#endif

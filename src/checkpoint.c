@@ -1,0 +1,363 @@
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "idx.h"
+
+#define FLAG_TRAIN_STATE 1u
+#define MODEL_MAX_BYTES ((size_t)1 << 31)
+
+/* ---- little-endian encoding into a growing buffer ---- */
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+    int failed;
+} bytebuf;
+
+static void put(bytebuf *b, const void *src, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(bytebuf *b, uint32_t v)
+{
+    uint8_t p[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+    put(b, p, 4);
+}
+
+static void put_u64(bytebuf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f64(bytebuf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    put_u64(b, u);
+}
+
+static void put_f32s(bytebuf *b, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        put_u32(b, u);
+    }
+}
+
+typedef struct {
+    const uint8_t *data;
+    size_t len, pos;
+} reader;
+
+static int take(reader *r, void *dst, size_t n)
+{
+    if (r->len - r->pos < n)
+        return -1;
+    memcpy(dst, r->data + r->pos, n);
+    r->pos += n;
+    return 0;
+}
+
+static int get_u32(reader *r, uint32_t *v)
+{
+    uint8_t p[4];
+    if (take(r, p, 4))
+        return -1;
+    *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return 0;
+}
+
+static int get_u64(reader *r, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (get_u32(r, &lo) || get_u32(r, &hi))
+        return -1;
+    *v = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+static int get_f64(reader *r, double *v)
+{
+    uint64_t u;
+    if (get_u64(r, &u))
+        return -1;
+    memcpy(v, &u, 8);
+    return 0;
+}
+
+static int get_f32s(reader *r, float *v, size_t n)
+{
+    if ((r->len - r->pos) / 4 < n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = 0;
+        get_u32(r, &u);
+        memcpy(&v[i], &u, 4);
+    }
+    return 0;
+}
+
+/* ---- atomic publication ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16), *dircopy = strdup(path);
+    if (!tmp || !dircopy) {
+        free(tmp);
+        free(dircopy);
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    }
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int rc = -1;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        tr_fail(err, TR_ERUNTIME, "%s: cannot create temporary file: %s", path, strerror(errno));
+        goto out;
+    }
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        tr_fail(err, TR_ERUNTIME, "%s: write failed: %s; the previous file is untouched", path,
+                strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    if (fchmod(fd, 0644) != 0 || close(fd) != 0) {
+        tr_fail(err, TR_ERUNTIME, "%s: cannot finish temporary file: %s", path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", path, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    /* The rename is durable only once the directory entry is on disk. */
+    int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    rc = 0;
+out:
+    free(tmp);
+    free(dircopy);
+    return rc;
+}
+
+int make_parent_dirs(const char *path, tr_error *err)
+{
+    char buf[CONFIG_PATH_MAX];
+    if (strlen(path) >= sizeof buf)
+        return tr_fail(err, TR_EINPUT, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            tr_fail(err, TR_ERUNTIME, "%s: cannot create directory %s: %s", path, buf, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
+/* ---- the format ---- */
+
+int checkpoint_save(const char *path, const config *cfg, const network *net,
+                    const optimizer *opt, const train_state *state, tr_error *err)
+{
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mf = open_memstream(&text, &text_len);
+    if (!mf || config_write(cfg, mf, 0) != 0 || fclose(mf) != 0) {
+        free(text);
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory serialising the config", path);
+    }
+    bytebuf b = { 0 };
+    int with_state = opt && state;
+    put(&b, MODEL_MAGIC, 8);
+    put_u32(&b, MODEL_VERSION);
+    put_u32(&b, with_state ? FLAG_TRAIN_STATE : 0);
+    put_u32(&b, (uint32_t)text_len);
+    put(&b, text, text_len);
+    free(text);
+    put_u64(&b, net->nparams);
+    put_f32s(&b, net->params, net->nparams);
+    if (with_state) {
+        put_u32(&b, (uint32_t)opt->kind);
+        put_u64(&b, opt->t);
+        put_u64(&b, state->epoch);
+        put_u64(&b, state->batch);
+        put_u64(&b, state->step);
+        put_f64(&b, state->loss_sum);
+        put_u64(&b, state->correct);
+        put_u64(&b, state->seen);
+        put_f64(&b, state->best_val);
+        put_u64(&b, state->best_epoch);
+        put_u32(&b, (uint32_t)opt->nstate);
+        for (int i = 0; i < opt->nstate; i++)
+            put_f32s(&b, opt->state[i], opt->n);
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    if (!b.failed)
+        crc = crc32_z(crc, b.data, b.len);
+    put_u32(&b, (uint32_t)crc);
+    if (b.failed) {
+        free(b.data);
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory building the file", path);
+    }
+    int rc = atomic_write_file(path, b.data, b.len, err);
+    free(b.data);
+    return rc;
+}
+
+static int bad(tr_error *err, const char *path, const char *what)
+{
+    return tr_fail(err, TR_EINPUT, "%s: %s", path, what);
+}
+
+int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
+                    train_state *state, tr_error *err)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    memset(net, 0, sizeof *net);
+    if (opt)
+        memset(opt, 0, sizeof *opt);
+    /* idx_slurp reads plain files whole; a gzipped model is accepted too. */
+    if (idx_slurp(path, &data, &len, err) != 0)
+        return -1;
+    int rc = -1;
+    char *text = NULL;
+    if (len < 8 + 12 + 8 + 4 || memcmp(data, MODEL_MAGIC, 8) != 0) {
+        bad(err, path, len >= 8 ? "not a trainer model file (bad magic)" : "too short to be a model file");
+        goto out;
+    }
+    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
+    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4) != stored_crc) {
+        bad(err, path, "CRC-32 mismatch: the file is corrupt or truncated");
+        goto out;
+    }
+    reader r = { data, len - 4, 8 };
+    uint32_t version = 0, flags = 0, text_len = 0;
+    get_u32(&r, &version);
+    get_u32(&r, &flags);
+    get_u32(&r, &text_len);
+    if (version != MODEL_VERSION) {
+        tr_fail(err, TR_EINPUT, "%s: model format version %u, this trainer reads version %u", path,
+                version, MODEL_VERSION);
+        goto out;
+    }
+    if (text_len > r.len - r.pos || !(text = malloc((size_t)text_len + 1))) {
+        bad(err, path, "config section is truncated");
+        goto out;
+    }
+    take(&r, text, text_len);
+    text[text_len] = '\0';
+    config_defaults(cfg);
+    if (config_parse_string(cfg, text, path, err) != 0 || net_create(net, cfg, err) != 0)
+        goto out;
+    uint64_t nparams = 0;
+    if (get_u64(&r, &nparams) || nparams != net->nparams) {
+        tr_fail(err, TR_EINPUT, "%s: holds %llu parameters but its architecture needs %zu", path,
+                (unsigned long long)nparams, net->nparams);
+        goto out;
+    }
+    if (get_f32s(&r, net->params, net->nparams)) {
+        bad(err, path, "weights are truncated");
+        goto out;
+    }
+    if (opt) {
+        if (!(flags & FLAG_TRAIN_STATE)) {
+            bad(err, path, "is a final model without training state; resume from a checkpoint (.ckpt)");
+            goto out;
+        }
+        uint32_t kind, nstate;
+        uint64_t t;
+        if (get_u32(&r, &kind) || get_u64(&r, &t) || get_u64(&r, &state->epoch) ||
+            get_u64(&r, &state->batch) || get_u64(&r, &state->step) || get_f64(&r, &state->loss_sum) ||
+            get_u64(&r, &state->correct) || get_u64(&r, &state->seen) || get_f64(&r, &state->best_val) ||
+            get_u64(&r, &state->best_epoch) || get_u32(&r, &nstate)) {
+            bad(err, path, "training state is truncated");
+            goto out;
+        }
+        if (kind != (uint32_t)cfg->optimizer) {
+            bad(err, path, "optimizer state does not match the stored config");
+            goto out;
+        }
+        if (optim_create(opt, cfg, net->nparams, err) != 0)
+            goto out;
+        opt->t = t;
+        if (nstate != (uint32_t)opt->nstate) {
+            bad(err, path, "optimizer state has the wrong number of arrays");
+            goto out;
+        }
+        for (int i = 0; i < opt->nstate; i++)
+            if (get_f32s(&r, opt->state[i], opt->n)) {
+                bad(err, path, "optimizer state is truncated");
+                goto out;
+            }
+    }
+    if (!opt && (flags & FLAG_TRAIN_STATE)) {
+        r.pos = r.len; /* a checkpoint works as a model too: the state is skipped */
+    }
+    if (r.pos != r.len) {
+        bad(err, path, "unexpected bytes after the last section");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0) {
+        net_free(net);
+        if (opt)
+            optim_free(opt);
+    }
+    free(text);
+    free(data);
+    return rc;
+}

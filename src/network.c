@@ -1,0 +1,272 @@
+#include "network.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+#include "rng.h"
+
+/* Upper bound on any one activation or parameter count, so the int
+ * arithmetic inside the kernels cannot overflow. */
+#define NET_MAX_SIZE ((size_t)1 << 28)
+
+__attribute__((format(printf, 3, 4)))
+static int layer_fail(tr_error *err, const layer_config *lc, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (lc->line > 0)
+        return tr_fail(err, TR_EINPUT, "config:%d: layer '%s': %s", lc->line, lc->name, what);
+    return tr_fail(err, TR_EINPUT, "layer '%s': %s", lc->name, what);
+}
+
+int net_create(network *net, const config *cfg, tr_error *err)
+{
+    memset(net, 0, sizeof *net);
+    if (config_validate(cfg, err) != 0)
+        return -1;
+    net->input_size = cfg->input_size;
+    net->classes = cfg->classes;
+    int c = 1, h = cfg->input_size, w = cfg->input_size, flat = 0;
+    size_t off = 0;
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const layer_config *lc = &cfg->layers[i];
+        net_layer *l = &net->layers[i];
+        memcpy(l->name, lc->name, sizeof l->name);
+        l->kind = lc->type;
+        l->act = config_layer_activation(lc);
+        l->lr_scale = (float)lc->lr_scale;
+        l->in_c = c;
+        l->in_h = h;
+        l->in_w = w;
+        switch (lc->type) {
+        case LAYER_CONV:
+            if (flat)
+                return layer_fail(err, lc, "a conv layer cannot follow a dense layer");
+            if (lc->size > h || lc->size > w)
+                return layer_fail(err, lc, "kernel %d is larger than its %dx%d input", lc->size, h, w);
+            l->k = lc->size;
+            l->out_c = lc->filters;
+            l->out_h = h - lc->size + 1;
+            l->out_w = w - lc->size + 1;
+            l->nweights = (size_t)lc->filters * c * lc->size * lc->size;
+            l->nbias = (size_t)lc->filters;
+            break;
+        case LAYER_MAXPOOL: {
+            int s = lc->stride > 0 ? lc->stride : lc->size;
+            if (flat)
+                return layer_fail(err, lc, "a maxpool layer cannot follow a dense layer");
+            if (lc->size > h || lc->size > w)
+                return layer_fail(err, lc, "window %d is larger than its %dx%d input", lc->size, h, w);
+            l->k = lc->size;
+            l->s = s;
+            l->out_c = c;
+            l->out_h = (h - lc->size) / s + 1;
+            l->out_w = (w - lc->size) / s + 1;
+            break;
+        }
+        case LAYER_DENSE:
+            l->out_c = lc->outputs;
+            l->out_h = l->out_w = 1;
+            l->nweights = (size_t)lc->outputs * c * h * w;
+            l->nbias = (size_t)lc->outputs;
+            flat = 1;
+            break;
+        }
+        l->in_size = (size_t)l->in_c * l->in_h * l->in_w;
+        l->out_size = (size_t)l->out_c * l->out_h * l->out_w;
+        if (l->out_size > NET_MAX_SIZE || l->nweights > NET_MAX_SIZE)
+            return layer_fail(err, lc, "too large (%d x %d x %d outputs)", l->out_c, l->out_h, l->out_w);
+        l->w_off = off;
+        l->b_off = off + l->nweights;
+        off += l->nweights + l->nbias;
+        if (off > NET_MAX_SIZE)
+            return layer_fail(err, lc, "the network has too many parameters");
+        c = l->out_c;
+        h = l->out_h;
+        w = l->out_w;
+    }
+    net->nlayers = cfg->nlayers;
+    net->nparams = off;
+    net->params = tr_alloc_aligned(off * sizeof(float), err);
+    return net->params ? 0 : -1;
+}
+
+void net_free(network *net)
+{
+    free(net->params);
+    net->params = NULL;
+}
+
+void net_init_params(network *net, int init, uint64_t seed)
+{
+    for (int i = 0; i < net->nlayers; i++) {
+        net_layer *l = &net->layers[i];
+        if (!l->nweights)
+            continue;
+        double fan_in = (double)l->nweights / l->out_c;
+        double fan_out = l->kind == LAYER_CONV ? (double)l->out_c * l->k * l->k : (double)l->out_c;
+        double bound = init == INIT_HE       ? sqrt(6.0 / fan_in)
+                       : init == INIT_XAVIER ? sqrt(6.0 / (fan_in + fan_out))
+                                             : sqrt(3.0 / fan_in);
+        rng_t r = rng_seed(seed, RNG_STREAM_INIT, (uint64_t)i);
+        float *wp = net->params + l->w_off;
+        for (size_t j = 0; j < l->nweights; j++)
+            wp[j] = (float)((2.0 * rng_uniform(&r) - 1.0) * bound);
+        memset(net->params + l->b_off, 0, l->nbias * sizeof(float));
+    }
+}
+
+static size_t round16(size_t n)
+{
+    return (n + 15) & ~(size_t)15; /* whole cache lines per buffer */
+}
+
+int net_workspace_create(net_workspace *ws, const network *net, tr_error *err)
+{
+    memset(ws, 0, sizeof *ws);
+    size_t floats = round16((size_t)net->input_size * net->input_size), biggest = floats;
+    size_t ints = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        floats += round16(l->out_size);
+        if (l->kind == LAYER_MAXPOOL)
+            ints += round16(l->out_size);
+        if (l->in_size > biggest)
+            biggest = round16(l->in_size);
+        if (l->out_size > biggest)
+            biggest = round16(l->out_size);
+    }
+    floats += 2 * biggest + round16((size_t)net->classes);
+    char *p = tr_alloc_aligned(floats * sizeof(float) + ints * sizeof(int32_t), err);
+    if (!p)
+        return -1;
+    ws->block = p;
+    float *f = (float *)p;
+    ws->acts[0] = f;
+    f += round16((size_t)net->input_size * net->input_size);
+    for (int i = 0; i < net->nlayers; i++) {
+        ws->acts[i + 1] = f;
+        f += round16(net->layers[i].out_size);
+    }
+    ws->dcur = f;
+    f += biggest;
+    ws->dnext = f;
+    f += biggest;
+    ws->probs = f;
+    f += round16((size_t)net->classes);
+    int32_t *ip = (int32_t *)f;
+    for (int i = 0; i < net->nlayers; i++) {
+        if (net->layers[i].kind != LAYER_MAXPOOL)
+            continue;
+        ws->argmax[i] = ip;
+        ip += round16(net->layers[i].out_size);
+    }
+    return 0;
+}
+
+void net_workspace_free(net_workspace *ws)
+{
+    free(ws->block);
+    memset(ws, 0, sizeof *ws);
+}
+
+net_workspace *net_workspaces_create(const network *net, int n, tr_error *err)
+{
+    net_workspace *ws = tr_calloc((size_t)n, sizeof *ws, err);
+    if (!ws)
+        return NULL;
+    for (int t = 0; t < n; t++)
+        if (net_workspace_create(&ws[t], net, err) != 0) {
+            net_workspaces_free(ws, t);
+            return NULL;
+        }
+    return ws;
+}
+
+void net_workspaces_free(net_workspace *ws, int n)
+{
+    if (!ws)
+        return;
+    for (int t = 0; t < n; t++)
+        net_workspace_free(&ws[t]);
+    free(ws);
+}
+
+static void layer_forward(const net_layer *l, const float *params, const float *in, float *out,
+                          int32_t *argmax)
+{
+    switch (l->kind) {
+    case LAYER_CONV:
+        conv_forward(out, in, params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w,
+                     l->out_c, l->k);
+        break;
+    case LAYER_MAXPOOL:
+        maxpool_forward(out, argmax, in, l->in_c, l->in_h, l->in_w, l->k, l->s);
+        break;
+    case LAYER_DENSE:
+        dense_forward(out, in, params + l->w_off, params + l->b_off, (int)l->in_size, l->out_c);
+        break;
+    }
+    if (l->act == ACT_RELU)
+        relu_forward(out, (int)l->out_size);
+}
+
+static const float *forward_with(const network *net, const float *params, net_workspace *ws)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        layer_forward(&net->layers[i], params, ws->acts[i], ws->acts[i + 1], ws->argmax[i]);
+    return ws->acts[net->nlayers];
+}
+
+const float *net_forward(const network *net, net_workspace *ws)
+{
+    return forward_with(net, net->params, ws);
+}
+
+int net_argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
+                       float *grad, int *predicted)
+{
+    const float *logits = forward_with(net, params, ws);
+    float loss = softmax_xent(ws->probs, ws->dcur, logits, label, net->classes);
+    *predicted = net_argmax(logits, net->classes);
+    for (int i = net->nlayers - 1; i >= 0; i--) {
+        const net_layer *l = &net->layers[i];
+        float *din = i > 0 ? ws->dnext : NULL;
+        if (l->act == ACT_RELU)
+            relu_backward(ws->dcur, ws->acts[i + 1], (int)l->out_size);
+        switch (l->kind) {
+        case LAYER_CONV:
+            conv_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+                          params + l->w_off, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+            break;
+        case LAYER_MAXPOOL:
+            if (din)
+                maxpool_backward(din, ws->dcur, ws->argmax[i], (int)l->in_size, (int)l->out_size);
+            break;
+        case LAYER_DENSE:
+            dense_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+                           params + l->w_off, (int)l->in_size, l->out_c);
+            break;
+        }
+        float *t = ws->dcur;
+        ws->dcur = ws->dnext;
+        ws->dnext = t;
+    }
+    return loss;
+}

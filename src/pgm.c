@@ -1,0 +1,86 @@
+#include "pgm.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reads the next header integer, skipping white space and # comments. */
+static int next_int(const uint8_t *d, size_t len, size_t *pos, unsigned long *out)
+{
+    while (*pos < len) {
+        if (d[*pos] == '#')
+            while (*pos < len && d[*pos] != '\n')
+                (*pos)++;
+        else if (isspace(d[*pos]))
+            (*pos)++;
+        else
+            break;
+    }
+    if (*pos >= len || !isdigit(d[*pos]))
+        return -1;
+    unsigned long v = 0;
+    while (*pos < len && isdigit(d[*pos])) {
+        v = v * 10 + (unsigned long)(d[*pos] - '0');
+        if (v > 1u << 20)
+            return -1;
+        (*pos)++;
+    }
+    *out = v;
+    return 0;
+}
+
+int pgm_sniff(const uint8_t *d, size_t len)
+{
+    return len >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '2');
+}
+
+int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, uint32_t *rows,
+              uint32_t *cols, tr_error *err)
+{
+    size_t pos = 2;
+    unsigned long w, h, maxval;
+    int rc = -1;
+    uint8_t *out = NULL;
+    if (!pgm_sniff(d, len)) {
+        tr_fail(err, TR_EINPUT, "%s: not a PGM image (expected P5 or P2)", path);
+        goto done;
+    }
+    int binary = d[1] == '5';
+    if (next_int(d, len, &pos, &w) || next_int(d, len, &pos, &h) || next_int(d, len, &pos, &maxval) ||
+        w == 0 || h == 0 || maxval == 0 || maxval > 255) {
+        tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 255)", path);
+        goto done;
+    }
+    out = malloc(w * h);
+    if (!out) {
+        tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+        goto done;
+    }
+    if (binary) {
+        pos++; /* the single white-space byte after maxval */
+        if (len < pos || len - pos != w * h) {
+            tr_fail(err, TR_EINPUT, "%s: PGM data is %zu bytes, the header promises %lu", path,
+                    len < pos ? 0 : len - pos, w * h);
+            goto done;
+        }
+        for (size_t i = 0; i < w * h; i++)
+            out[i] = (uint8_t)(d[pos + i] * 255u / maxval);
+    } else {
+        for (size_t i = 0; i < w * h; i++) {
+            unsigned long v;
+            if (next_int(d, len, &pos, &v) || v > maxval) {
+                tr_fail(err, TR_EINPUT, "%s: PGM pixel %zu is missing or above maxval", path, i);
+                goto done;
+            }
+            out[i] = (uint8_t)(v * 255u / maxval);
+        }
+    }
+    *pixels = out;
+    *rows = (uint32_t)h;
+    *cols = (uint32_t)w;
+    out = NULL;
+    rc = 0;
+done:
+    free(out);
+    return rc;
+}

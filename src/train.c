@@ -1,0 +1,399 @@
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "eval.h"
+#include "idx.h"
+#include "network.h"
+#include "optim.h"
+#include "rng.h"
+#include "threads.h"
+#include "timer.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Everything one run holds, allocated once before the first batch. */
+typedef struct {
+    const config *cfg;
+    dataset train, test;
+    size_t ntrain, nval; /* the validation set is the last nval training images */
+    network net;
+    optimizer opt;
+    train_state state;
+    int nthreads;
+    net_workspace *ws; /* one per thread */
+    float *slots;      /* TRAIN_MAX_BLOCKS gradient buffers of slot_stride floats */
+    size_t slot_stride;
+    float *grad;
+    float *losses;
+    uint8_t *hits;
+    uint32_t *order;
+    char ckpt_path[CONFIG_PATH_MAX + 8];
+} run;
+
+void train_checkpoint_path(const config *cfg, char *out, size_t size)
+{
+    if (cfg->checkpoint[0])
+        snprintf(out, size, "%s", cfg->checkpoint);
+    else
+        snprintf(out, size, "%s.ckpt", cfg->model);
+}
+
+static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
+{
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint32_t)i;
+    rng_t r = rng_seed(seed, RNG_STREAM_SHUFFLE, epoch);
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng_below(&r, (uint32_t)(i + 1));
+        uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static int same_architecture(const network *a, const network *b)
+{
+    if (a->nlayers != b->nlayers || a->nparams != b->nparams)
+        return 0;
+    for (int i = 0; i < a->nlayers; i++) {
+        const net_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->kind != y->kind || x->act != y->act || x->k != y->k || x->s != y->s ||
+            x->out_c != y->out_c || x->out_h != y->out_h || x->out_w != y->out_w)
+            return 0;
+    }
+    return 1;
+}
+
+static int resume_from(run *r, const char *path, tr_error *err)
+{
+    config ck_cfg;
+    network ck_net;
+    optimizer ck_opt;
+    if (checkpoint_load(path, &ck_cfg, &ck_net, &ck_opt, &r->state, err) != 0)
+        return -1;
+    int rc = 0;
+    if (!same_architecture(&ck_net, &r->net))
+        rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's; resume with the config it was trained with",
+                     path);
+    else if (ck_opt.kind != r->opt.kind)
+        rc = tr_fail(err, TR_EINPUT, "%s: was trained with optimizer '%s', the config says '%s'", path,
+                     ck_opt.kind == OPT_SGD ? "sgd" : ck_opt.kind == OPT_ADAM ? "adam" : "adamw",
+                     r->cfg->optimizer == OPT_SGD ? "sgd" : r->cfg->optimizer == OPT_ADAM ? "adam" : "adamw");
+    else if (r->state.epoch > (uint64_t)r->cfg->epochs)
+        rc = tr_fail(err, TR_EINPUT, "%s: already trained %llu epochs, the config asks for %d", path,
+                     (unsigned long long)r->state.epoch, r->cfg->epochs);
+    if (rc == 0) {
+        memcpy(r->net.params, ck_net.params, r->net.nparams * sizeof(float));
+        for (int i = 0; i < r->opt.nstate; i++)
+            memcpy(r->opt.state[i], ck_opt.state[i], r->opt.n * sizeof(float));
+        r->opt.t = ck_opt.t;
+    }
+    net_free(&ck_net);
+    optim_free(&ck_opt);
+    return rc;
+}
+
+static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
+{
+    r->cfg = cfg;
+    if (net_create(&r->net, cfg, err) != 0 ||
+        dataset_load(&r->train, cfg->train_images, cfg->train_labels, (unsigned)cfg->classes,
+                     (size_t)cfg->limit, err) != 0 ||
+        dataset_load(&r->test, cfg->test_images, cfg->test_labels, (unsigned)cfg->classes,
+                     (size_t)cfg->test_limit, err) != 0)
+        return -1;
+    if (r->train.rows != (uint32_t)cfg->input_size || r->train.cols != (uint32_t)cfg->input_size)
+        return tr_fail(err, TR_EINPUT, "%s: images are %ux%u but model.input_size is %d", cfg->train_images,
+                       r->train.rows, r->train.cols, cfg->input_size);
+    if (r->test.rows != r->train.rows || r->test.cols != r->train.cols)
+        return tr_fail(err, TR_EINPUT, "%s: images are %ux%u but the training images are %ux%u",
+                       cfg->test_images, r->test.rows, r->test.cols, r->train.rows, r->train.cols);
+    if (r->train.count > UINT32_MAX)
+        return tr_fail(err, TR_EINPUT, "%s: more than 2^32 images", cfg->train_images);
+    r->nval = (size_t)((double)r->train.count * cfg->val_fraction);
+    r->ntrain = r->train.count - r->nval;
+    if (r->ntrain < (size_t)cfg->batch_size)
+        return tr_fail(err, TR_EINPUT, "%s: %zu training images, fewer than one batch of %d",
+                       cfg->train_images, r->ntrain, cfg->batch_size);
+
+    net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
+    if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
+        return -1;
+    r->state.best_val = -1.0;
+    if (opts->resume && resume_from(r, opts->resume, err) != 0)
+        return -1;
+
+    r->nthreads = threads_resolve(opts->nthreads);
+    r->ws = net_workspaces_create(&r->net, r->nthreads, err);
+    if (!r->ws)
+        return -1;
+    /* Whole cache lines per slot: two threads never write one line. */
+    r->slot_stride = (r->net.nparams + 15) & ~(size_t)15;
+    size_t nslots = cfg->batch_size < TRAIN_MAX_BLOCKS ? (size_t)cfg->batch_size : TRAIN_MAX_BLOCKS;
+    r->slots = tr_alloc_aligned(nslots * r->slot_stride * sizeof(float), err);
+    r->grad = tr_alloc_aligned(r->slot_stride * sizeof(float), err);
+    r->losses = tr_calloc((size_t)cfg->batch_size, sizeof(float), err);
+    r->hits = tr_calloc((size_t)cfg->batch_size, 1, err);
+    r->order = tr_calloc(r->ntrain, sizeof(uint32_t), err);
+    if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order)
+        return -1;
+    train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
+    if (make_parent_dirs(cfg->model, err) != 0 || make_parent_dirs(r->ckpt_path, err) != 0 ||
+        (cfg->metrics[0] && make_parent_dirs(cfg->metrics, err) != 0))
+        return -1;
+    return 0;
+}
+
+static void teardown(run *r)
+{
+    net_workspaces_free(r->ws, r->nthreads);
+    free(r->slots);
+    free(r->grad);
+    free(r->losses);
+    free(r->hits);
+    free(r->order);
+    optim_free(&r->opt);
+    net_free(&r->net);
+    dataset_free(&r->train);
+    dataset_free(&r->test);
+}
+
+/* One mini-batch of BS samples starting at order[start]: gradients per block
+ * in parallel, a fixed-order reduction, then the optimizer step. */
+static void train_batch(run *r, size_t start, size_t bs, uint64_t epoch, float lr)
+{
+    const config *cfg = r->cfg;
+    const network *net = &r->net;
+    const size_t nparams = net->nparams, stride = r->slot_stride;
+    size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
+    const size_t per = (bs + nblocks - 1) / nblocks;
+    nblocks = (bs + per - 1) / per;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nthreads)
+    for (size_t k = 0; k < nblocks; k++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        net_workspace *ws = &r->ws[tid];
+        float *slot = r->slots + k * stride;
+        memset(slot, 0, nparams * sizeof(float));
+        size_t end = (k + 1) * per < bs ? (k + 1) * per : bs;
+        for (size_t s = k * per; s < end; s++) {
+            size_t idx = r->order[start + s];
+            int dx, dy, predicted;
+            data_augment_shift((uint64_t)cfg->seed, epoch, idx, cfg->augment_shift, &dx, &dy);
+            data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
+            int label = r->train.labels[idx];
+            r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
+            r->hits[s] = predicted == label;
+        }
+    }
+
+    /* Every grad[j] adds the blocks in block order, whichever thread owns j. */
+    const float inv = 1.0f / (float)bs;
+#pragma omp parallel for schedule(static) num_threads(r->nthreads)
+    for (size_t c0 = 0; c0 < nparams; c0 += 512) {
+        size_t c1 = c0 + 512 < nparams ? c0 + 512 : nparams;
+        float *restrict g = r->grad;
+        for (size_t j = c0; j < c1; j++)
+            g[j] = r->slots[j];
+        for (size_t k = 1; k < nblocks; k++) {
+            const float *restrict sl = r->slots + k * stride;
+            for (size_t j = c0; j < c1; j++)
+                g[j] += sl[j];
+        }
+        for (size_t j = c0; j < c1; j++)
+            g[j] *= inv;
+    }
+
+    optim_begin_step(&r->opt);
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        if (l->nweights + l->nbias)
+            optim_update(&r->opt, net->params, r->grad, l->w_off, l->nweights + l->nbias,
+                         lr * l->lr_scale);
+    }
+    for (size_t s = 0; s < bs; s++) {
+        r->state.loss_sum += r->losses[s];
+        r->state.correct += r->hits[s];
+    }
+    r->state.seen += bs;
+    r->state.step++;
+}
+
+static int write_metrics_header(FILE *f)
+{
+    return fprintf(f, "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds\n") < 0;
+}
+
+/* On resume, rows after the checkpoint's epoch belong to the abandoned
+ * future and are dropped, so the file matches an uninterrupted run. */
+static FILE *open_metrics(const char *path, uint64_t keep_epochs, int resuming, tr_error *err)
+{
+    if (!path[0])
+        return NULL;
+    char *kept = NULL;
+    size_t kept_len = 0;
+    FILE *mem = open_memstream(&kept, &kept_len);
+    if (!mem) {
+        tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+        return NULL;
+    }
+    write_metrics_header(mem);
+    FILE *old = resuming ? fopen(path, "r") : NULL;
+    if (old) {
+        char line[512];
+        while (fgets(line, sizeof line, old)) {
+            unsigned long long e;
+            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep_epochs)
+                fputs(line, mem);
+        }
+        fclose(old);
+    }
+    fclose(mem);
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(kept, 1, kept_len, f) != kept_len || fflush(f) != 0) {
+        tr_fail(err, TR_ERUNTIME, "%s: cannot write metrics file", path);
+        if (f)
+            fclose(f);
+        f = NULL;
+    }
+    free(kept);
+    return f;
+}
+
+static int evaluate(run *r, size_t first, size_t count, const dataset *ds, double *acc, eval_result *out,
+                    tr_error *err)
+{
+    eval_result res;
+    if (eval_dataset(&r->net, ds, first, count, r->cfg->normalize, r->ws, r->nthreads, &res, NULL, NULL,
+                     err) != 0)
+        return -1;
+    *acc = count ? (double)res.correct / (double)count : -1.0;
+    if (out)
+        *out = res;
+    else
+        eval_result_free(&res);
+    return 0;
+}
+
+int train_run(const config *cfg, const train_options *opts, train_result *res, tr_error *err)
+{
+    memset(res, 0, sizeof *res);
+    run r;
+    memset(&r, 0, sizeof r);
+    double t_load = timer_now();
+    FILE *metrics = NULL;
+    int rc = -1;
+    if (setup(&r, cfg, opts, err) != 0)
+        goto out;
+    snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
+    metrics = open_metrics(cfg->metrics, r.state.epoch, opts->resume != NULL, err);
+    if (cfg->metrics[0] && !metrics)
+        goto out;
+
+    const size_t B = (size_t)cfg->batch_size;
+    const uint64_t nbatches = (r.ntrain + B - 1) / B;
+    if (opts->obs.on_start) {
+        train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
+                                  timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
+                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path };
+        opts->obs.on_start(opts->obs.user, &info);
+    }
+
+    for (uint64_t epoch = r.state.epoch; epoch < (uint64_t)cfg->epochs; epoch++) {
+        shuffle(r.order, r.ntrain, (uint64_t)cfg->seed, epoch);
+        double t0 = timer_now(), last_progress = t0;
+        size_t done_before = (size_t)(r.state.batch * B);
+        float lr = 0.0f;
+        for (uint64_t b = r.state.batch; b < nbatches; b++) {
+            if (opts->stop && *opts->stop) {
+                r.state.epoch = epoch;
+                r.state.batch = b;
+                if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
+                    goto out;
+                res->interrupted_by = (int)*opts->stop;
+                rc = 0;
+                goto out;
+            }
+            size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
+            lr = (float)schedule_lr(cfg, r.state.step, nbatches);
+            train_batch(&r, start, bs, epoch, lr);
+            if (!isfinite(r.state.loss_sum)) {
+                tr_fail(err, TR_ERUNTIME,
+                        "training diverged in epoch %llu, batch %llu (step %llu): the loss is not finite; "
+                        "try a lower train.lr (now %g). The last good checkpoint is %s",
+                        (unsigned long long)epoch + 1, (unsigned long long)b + 1,
+                        (unsigned long long)r.state.step, cfg->lr, r.ckpt_path);
+                goto out;
+            }
+            double now = timer_now();
+            if (opts->obs.on_progress && now - last_progress > 0.2) {
+                last_progress = now;
+                size_t done = start + bs;
+                opts->obs.on_progress(opts->obs.user, done, r.ntrain, (double)(done - done_before) / (now - t0));
+            }
+        }
+        double train_secs = timer_now() - t0;
+        res->train_seconds += train_secs;
+
+        epoch_report rep = { .epoch = (int)epoch + 1, .epochs = cfg->epochs, .lr = lr, .val_acc = -1.0 };
+        rep.train_loss = r.state.loss_sum / (double)r.state.seen;
+        rep.train_acc = (double)r.state.correct / (double)r.state.seen;
+        rep.seconds = train_secs;
+        rep.samples_per_s = (double)(r.ntrain - done_before) / train_secs;
+        double t1 = timer_now();
+        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, NULL, err) != 0)
+            goto out;
+        eval_result test_res;
+        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &test_res, err) != 0)
+            goto out;
+        res->test_acc = rep.test_acc;
+        res->test_correct = test_res.correct;
+        res->test_total = test_res.total;
+        eval_result_free(&test_res);
+        rep.eval_seconds = timer_now() - t1;
+
+        /* With a validation set the model file keeps the best epoch;
+         * without one, the latest. */
+        int better = r.nval == 0 || rep.val_acc > r.state.best_val;
+        if (r.nval && better) {
+            r.state.best_val = rep.val_acc;
+            r.state.best_epoch = epoch + 1;
+        }
+        r.state.epoch = epoch + 1;
+        r.state.batch = 0;
+        r.state.loss_sum = 0.0;
+        r.state.correct = r.state.seen = 0;
+        if (metrics) {
+            fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f\n", rep.epoch, rep.train_loss,
+                    rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds);
+            if (fflush(metrics) != 0) {
+                tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
+                goto out;
+            }
+        }
+        if (better && checkpoint_save(cfg->model, cfg, &r.net, NULL, NULL, err) != 0)
+            goto out;
+        rep.saved_model = better;
+        if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
+            goto out;
+        if (opts->obs.on_epoch)
+            opts->obs.on_epoch(opts->obs.user, &rep);
+    }
+    rc = 0;
+out:
+    if (metrics && fclose(metrics) != 0 && rc == 0)
+        rc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
+    teardown(&r);
+    return rc;
+}
