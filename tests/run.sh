@@ -21,11 +21,11 @@ run_tap() { # name, command...
     notok=$(printf '%s\n' "$out" | grep -cE '^not ok ')
     pass=$((pass + ok))
     fail=$((fail + notok))
-    if [ "$notok" -gt 0 ] || [ "$rc" -ne 0 ] && [ "$notok" -eq 0 ]; then
-        if [ "$notok" -eq 0 ]; then
-            fail=$((fail + 1)) # a crash or a non-zero exit without a failed test
-        fi
+    if [ "$notok" -gt 0 ]; then
         failed_names+=("$name")
+    elif [ "$rc" -ne 0 ]; then
+        fail=$((fail + 1)) # a crash or a non-zero exit with no failed test to show for it
+        failed_names+=("$name (exit $rc)")
     fi
 }
 
