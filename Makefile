@@ -82,14 +82,20 @@ test: test-deps data trainer build/test/trainer build/test/unit_tests build/asan
 bench: deps data trainer
 	@scripts/bench.sh
 
+# The scripts find the installed binary as ../../../bin/trainer from
+# $(DATADIR)/scripts, so keep DATADIR under PREFIX.
 install: trainer
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/configs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/configs $(DESTDIR)$(DATADIR)/scripts \
+		$(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 trainer $(DESTDIR)$(PREFIX)/bin/trainer
 	install -m 644 configs/*.ini $(DESTDIR)$(DATADIR)/configs/
 	install -m 644 configs/default.ini $(DESTDIR)$(DATADIR)/default.ini
+	install -m 755 scripts/retrain.sh scripts/rollback.sh scripts/fetch-mnist.sh $(DESTDIR)$(DATADIR)/scripts/
+	install -m 644 scripts/crontab.example $(DESTDIR)$(DATADIR)/scripts/
+	install -m 644 docs/trainer.1 $(DESTDIR)$(PREFIX)/share/man/man1/trainer.1
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/trainer
+	rm -f $(DESTDIR)$(PREFIX)/bin/trainer $(DESTDIR)$(PREFIX)/share/man/man1/trainer.1
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

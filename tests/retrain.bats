@@ -112,3 +112,14 @@ json() { # key -> value from status.json
     [ -z "$output" ]
     [ -L "$M/production.model" ]
 }
+
+@test "works installed: finds PREFIX/bin/trainer from PREFIX/share/trainer/scripts" {
+    p=$W/prefix
+    mkdir -p "$p/bin" "$p/share/trainer/scripts"
+    cp "$TRAINER" "$p/bin/trainer"
+    cp "$ROOT/scripts/retrain.sh" "$ROOT/scripts/rollback.sh" "$p/share/trainer/scripts/"
+    cd /
+    run env -i PATH=/usr/bin:/bin "$p/share/trainer/scripts/retrain.sh" "$W/configs/small.ini"
+    [ "$status" -eq 0 ]
+    grep -q "trainer $p/bin/trainer" "$M"/logs/retrain-*.log
+}
