@@ -33,7 +33,7 @@ LDLIBS   += -linih -lz -lm
 SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS := $(SRCS:src/%.c=build/%.o)
 
-.PHONY: all run test deps test-deps data bench install uninstall clean
+.PHONY: all run test deps test-deps data bench fuzz install uninstall clean
 
 all: trainer
 
@@ -78,6 +78,32 @@ build/%/unit_tests: $(SRCS) $(TEST_SRCS) | build/test build/asan
 
 test: test-deps data trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests
 	@tests/run.sh
+
+# ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----
+# Each target runs FUZZ_SECONDS; corpora live in build/fuzz/corpus-NAME and
+# start from tests/fuzz/seeds-NAME; crashes land in build/fuzz/.
+FUZZ_TARGETS := idx config model
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -g -O1 $(ARCH_FLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+build/fuzz:
+	mkdir -p $@
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(SRCS) | build/fuzz
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz:
+	@scripts/install-deps.sh --fuzz
+	$(MAKE) $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+			-artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t tests/fuzz/seeds-$$t \
+			> build/fuzz/$$t.log 2>&1; rc=$$?; \
+		grep -E '^#[0-9]+.*DONE|Done [0-9]+ runs|ERROR|SUMMARY' build/fuzz/$$t.log; \
+		[ $$rc -eq 0 ] || { echo "fuzz_$$t failed: see build/fuzz/$$t.log"; exit 1; }; \
+	done
 
 bench: deps data trainer
 	@scripts/bench.sh

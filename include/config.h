@@ -85,8 +85,8 @@ int config_set(config *c, const char *assignment, tr_error *err);
  * outputs, and so on. Shape checks are done by net_create. */
 int config_validate(const config *c, tr_error *err);
 
-/* Writes the config as INI text that config_parse_string reads back to the
- * same values. With with_output == 0 the [output] section is left out: the
+/* Writes a validated config as INI text that config_parse_string reads back
+ * to the same values. With with_output == 0 the [output] section is left out: the
  * model file stores the rest, so where a model is written does not change
  * its bytes. */
 int config_write(const config *c, FILE *f, int with_output);

