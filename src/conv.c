@@ -41,10 +41,10 @@ void conv_backward_ref(float *din, float *dw, float *db, const float *dout,
             }
 }
 
-/* The fast versions keep the output row (x) innermost so the compiler
- * vectorises it, and hoist one weight per (ky, kx) into a register. */
-void conv_forward(float *out, const float *in, const float *w, const float *b,
-                  int C, int H, int W, int OC, int K)
+/* The loop kernels for any shape keep the output row (x) innermost so the
+ * compiler vectorises it, and hoist one weight per (ky, kx) into a register. */
+static void conv_forward_loops(float *out, const float *in, const float *w, const float *b,
+                               int C, int H, int W, int OC, int K, int relu)
 {
     int OH = H - K + 1, OW = W - K + 1;
     for (int o = 0; o < OC; o++) {
@@ -66,11 +66,14 @@ void conv_forward(float *out, const float *in, const float *w, const float *b,
                 }
             }
         }
+        if (relu)
+            for (int i = 0; i < OH * OW; i++)
+                op[i] = op[i] > 0.0f ? op[i] : 0.0f;
     }
 }
 
-void conv_backward(float *din, float *dw, float *db, const float *dout,
-                   const float *in, const float *w, int C, int H, int W, int OC, int K)
+static void conv_backward_loops(float *din, float *dw, float *db, const float *dout,
+                                const float *in, const float *w, int C, int H, int W, int OC, int K)
 {
     int OH = H - K + 1, OW = W - K + 1;
     if (din)
@@ -111,4 +114,307 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
                 }
         }
     }
+}
+
+/* ---- Fast kernels ----
+ *
+ * The hot shapes (5x5 kernels whose output rows are 8 or 24 wide, as in the
+ * default network) get register-blocked kernels written with GCC/Clang
+ * vector types: 8 floats per vector, loads and stores through memcpy so no
+ * alignment is assumed, and FMAs from -ffp-contract=fast. Every sum runs in
+ * an order fixed by the shape alone, so a sample's result does not depend on
+ * the thread or buffer that computes it. Other shapes, and compilers
+ * without vector types, take the loop kernels below them. */
+
+#if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
+#define CONV_VECTORS 1
+#if !defined(__clang__)
+/* Only static functions see vector arguments; no ABI crosses a file. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+typedef float vf __attribute__((vector_size(32)));
+enum { VL = 8 };
+
+static inline vf vload(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Vector arguments go by pointer: by value they would raise GCC's ABI
+ * note on targets without AVX. */
+static inline void vstore(float *p, const vf *v)
+{
+    memcpy(p, v, sizeof *v);
+}
+
+static inline vf vbcast(float x)
+{
+    return (vf){ x, x, x, x, x, x, x, x };
+}
+
+/* max(x, 0) lane by lane; NaN gives 0, as relu_forward does. */
+static inline vf vrelu(const vf *x)
+{
+    typedef int vi __attribute__((vector_size(32)));
+    vi keep = *x > vbcast(0.0f);
+    return (vf)((vi)*x & keep);
+}
+
+/* A fixed pairwise order: the same bits for the same vector. */
+static inline float hsum(const vf *p)
+{
+    vf v = *p;
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* Output rows 24 wide (3 vectors), K = 5: 4 channels x 1 row = 12
+ * accumulators; per tap 3 input loads and 4 weight broadcasts. */
+static void fwd_w24_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
+                       int W, int OC, int relu)
+{
+    enum { K = 5, OW = 24, NV = 3, P = 4 };
+    const int OH = H - K + 1;
+    for (int o0 = 0; o0 < OC; o0 += P)
+        for (int y = 0; y < OH; y++) {
+            vf acc[P][NV];
+            for (int p = 0; p < P; p++)
+                for (int v = 0; v < NV; v++)
+                    acc[p][v] = vbcast(b[o0 + p]);
+            for (int c = 0; c < C; c++) {
+                const float *ip = in + ((size_t)c * H + y) * W;
+                const float *wp = w + ((size_t)o0 * C + c) * K * K;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        vf x[NV];
+                        for (int v = 0; v < NV; v++)
+                            x[v] = vload(ip + ky * W + kx + v * VL);
+                        for (int p = 0; p < P; p++) {
+                            vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
+                            for (int v = 0; v < NV; v++)
+                                acc[p][v] += wv * x[v];
+                        }
+                    }
+            }
+            for (int p = 0; p < P; p++)
+                for (int v = 0; v < NV; v++) {
+                    vf a = acc[p][v];
+                    if (relu)
+                        a = vrelu(&a);
+                    vstore(out + ((size_t)(o0 + p) * OH + y) * OW + v * VL, &a);
+                }
+        }
+}
+
+/* Output rows 8 wide (1 vector), K = 5, OH a multiple of 2: 4 channels x 2
+ * rows = 8 accumulators; per tap 2 input loads and 4 broadcasts. */
+static void fwd_w8_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
+                      int W, int OC, int relu)
+{
+    enum { K = 5, OW = 8, P = 4, R = 2 };
+    const int OH = H - K + 1;
+    for (int o0 = 0; o0 < OC; o0 += P)
+        for (int y0 = 0; y0 < OH; y0 += R) {
+            vf acc[P][R];
+            for (int p = 0; p < P; p++)
+                for (int r = 0; r < R; r++)
+                    acc[p][r] = vbcast(b[o0 + p]);
+            for (int c = 0; c < C; c++) {
+                const float *ip = in + ((size_t)c * H + y0) * W;
+                const float *wp = w + ((size_t)o0 * C + c) * K * K;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        vf x[R];
+                        for (int r = 0; r < R; r++)
+                            x[r] = vload(ip + (r + ky) * W + kx);
+                        for (int p = 0; p < P; p++) {
+                            vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
+                            for (int r = 0; r < R; r++)
+                                acc[p][r] += wv * x[r];
+                        }
+                    }
+            }
+            for (int p = 0; p < P; p++)
+                for (int r = 0; r < R; r++) {
+                    vf a = acc[p][r];
+                    if (relu)
+                        a = vrelu(&a);
+                    vstore(out + ((size_t)(o0 + p) * OH + y0 + r) * OW, &a);
+                }
+        }
+}
+
+/* db[o] += sum of dout[o]: 4 vector accumulators, then a fixed combine. */
+static void bias_grad(float *db, const float *dout, int OC, int n)
+{
+    for (int o = 0; o < OC; o++) {
+        const float *gp = dout + (size_t)o * n;
+        vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
+        int i = 0;
+        for (; i + 4 * VL <= n; i += 4 * VL)
+            for (int u = 0; u < 4; u++)
+                a[u] += vload(gp + i + u * VL);
+        vf t = (a[0] + a[1]) + (a[2] + a[3]);
+        float s = hsum(&t);
+        for (; i < n; i++)
+            s += gp[i];
+        db[o] += s;
+    }
+}
+
+/* dw for output rows 24 wide, K = 5: vectors run along x; for 2 channels
+ * and one ky the 5 kx taps are 10 accumulators over every (y, x-vector),
+ * each reduced by hsum at the end. */
+static void dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H, int W, int OC)
+{
+    enum { K = 5, OW = 24, NV = 3, P = 2 };
+    const int OH = H - K + 1;
+    for (int o0 = 0; o0 < OC; o0 += P)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++) {
+                vf acc[P][K];
+                for (int p = 0; p < P; p++)
+                    for (int kx = 0; kx < K; kx++)
+                        acc[p][kx] = vbcast(0.0f);
+                for (int y = 0; y < OH; y++) {
+                    const float *irow = in + ((size_t)c * H + y + ky) * W;
+                    for (int v = 0; v < NV; v++) {
+                        vf g[P];
+                        for (int p = 0; p < P; p++)
+                            g[p] = vload(dout + ((size_t)(o0 + p) * OH + y) * OW + v * VL);
+                        for (int kx = 0; kx < K; kx++) {
+                            vf x = vload(irow + v * VL + kx);
+                            for (int p = 0; p < P; p++)
+                                acc[p][kx] += g[p] * x;
+                        }
+                    }
+                }
+                for (int p = 0; p < P; p++)
+                    for (int kx = 0; kx < K; kx++)
+                        dw[(((size_t)(o0 + p) * C + c) * K + ky) * K + kx] += hsum(&acc[p][kx]);
+            }
+}
+
+/* dw for output rows 8 wide, K = 5, 16 output channels: a small GEMM with
+ * vectors along the output channel. dout is transposed to (position, OC)
+ * so that for one (c, ky) the 5 kx taps x 2 channel-vectors are 10
+ * accumulators over the OH*8 positions, in position order. */
+static void dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W)
+{
+    enum { K = 5, OW = 8, OC = 16, NO = 2 };
+    const int OH = H - K + 1, NP = OH * OW;
+    float gt[64 * OC];
+    for (int o = 0; o < OC; o++)
+        for (int pos = 0; pos < NP; pos++)
+            gt[pos * OC + o] = dout[o * NP + pos];
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++) {
+            vf acc[K][NO];
+            for (int kx = 0; kx < K; kx++)
+                for (int n = 0; n < NO; n++)
+                    acc[kx][n] = vbcast(0.0f);
+            for (int y = 0; y < OH; y++) {
+                const float *irow = in + ((size_t)c * H + y + ky) * W;
+                for (int x = 0; x < OW; x++) {
+                    const float *gp = gt + (y * OW + x) * OC;
+                    vf g[NO];
+                    for (int n = 0; n < NO; n++)
+                        g[n] = vload(gp + n * VL);
+                    for (int kx = 0; kx < K; kx++) {
+                        vf iv = vbcast(irow[x + kx]);
+                        for (int n = 0; n < NO; n++)
+                            acc[kx][n] += iv * g[n];
+                    }
+                }
+            }
+            for (int kx = 0; kx < K; kx++)
+                for (int n = 0; n < NO; n++)
+                    for (int l = 0; l < VL; l++)
+                        dw[(((size_t)(n * VL + l) * C + c) * K + ky) * K + kx] += acc[kx][n][l];
+        }
+}
+
+/* din for output rows 8 wide, K = 5, OH = 8 (so H = 12): for one input
+ * channel and one kx, the 12 input rows are accumulators over (o, ky);
+ * then they are added into din shifted by kx. */
+static void din_w8_k5_h12(float *din, const float *dout, const float *w, int C, int W, int OC)
+{
+    enum { K = 5, OW = 8, OH = 8, H = OH + K - 1 };
+    memset(din, 0, sizeof(float) * (size_t)C * H * W);
+    for (int c = 0; c < C; c++)
+        for (int kx = 0; kx < K; kx++) {
+            vf acc[H];
+            for (int r = 0; r < H; r++)
+                acc[r] = vbcast(0.0f);
+            for (int o = 0; o < OC; o++) {
+                const float *wp = w + ((size_t)o * C + c) * K * K + kx;
+                const float *gp = dout + (size_t)o * OH * OW;
+                vf wv[K];
+                for (int ky = 0; ky < K; ky++)
+                    wv[ky] = vbcast(wp[ky * K]);
+                for (int y = 0; y < OH; y++) {
+                    vf g = vload(gp + y * OW);
+                    for (int ky = 0; ky < K; ky++)
+                        acc[y + ky] += wv[ky] * g;
+                }
+            }
+            float *dp = din + (size_t)c * H * W + kx;
+            for (int r = 0; r < H; r++) {
+                vf d = vload(dp + r * W) + acc[r];
+                vstore(dp + r * W, &d);
+            }
+        }
+}
+#endif /* CONV_VECTORS */
+
+static void conv_forward_any(float *out, const float *in, const float *w, const float *b,
+                             int C, int H, int W, int OC, int K, int relu)
+{
+#ifdef CONV_VECTORS
+    int OH = H - K + 1, OW = W - K + 1;
+    if (K == 5 && OW == 24 && OC % 4 == 0) {
+        fwd_w24_k5(out, in, w, b, C, H, W, OC, relu);
+        return;
+    }
+    if (K == 5 && OW == 8 && OC % 4 == 0 && OH % 2 == 0) {
+        fwd_w8_k5(out, in, w, b, C, H, W, OC, relu);
+        return;
+    }
+#endif
+    conv_forward_loops(out, in, w, b, C, H, W, OC, K, relu);
+}
+
+void conv_forward(float *out, const float *in, const float *w, const float *b,
+                  int C, int H, int W, int OC, int K)
+{
+    conv_forward_any(out, in, w, b, C, H, W, OC, K, 0);
+}
+
+void conv_relu_forward(float *out, const float *in, const float *w, const float *b,
+                       int C, int H, int W, int OC, int K)
+{
+    conv_forward_any(out, in, w, b, C, H, W, OC, K, 1);
+}
+
+void conv_backward(float *din, float *dw, float *db, const float *dout,
+                   const float *in, const float *w, int C, int H, int W, int OC, int K)
+{
+#ifdef CONV_VECTORS
+    int OH = H - K + 1, OW = W - K + 1;
+    int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
+    int fast_din = !din || (K == 5 && OW == 8 && OH == 8);
+    if (fast_dw && fast_din) {
+        bias_grad(db, dout, OC, OH * OW);
+        if (OW == 24)
+            dw_w24_k5(dw, dout, in, C, H, W, OC);
+        else
+            dw_w8_k5_oc16(dw, dout, in, C, H, W);
+        if (din)
+            din_w8_k5_h12(din, dout, w, C, W, OC);
+        return;
+    }
+#endif
+    conv_backward_loops(din, dw, db, dout, in, w, C, H, W, OC, K);
 }

@@ -204,6 +204,11 @@ static void layer_forward(const net_layer *l, const float *params, const float *
 {
     switch (l->kind) {
     case LAYER_CONV:
+        if (l->act == ACT_RELU) { /* fused: no second pass over the output */
+            conv_relu_forward(out, in, params + l->w_off, params + l->b_off, l->in_c, l->in_h,
+                              l->in_w, l->out_c, l->k);
+            return;
+        }
         conv_forward(out, in, params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w,
                      l->out_c, l->k);
         break;
