@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
-pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev ca-certificates"
+pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev ca-certificates"
 case "${1:-}" in
     --test) pkgs="$pkgs libcmocka-dev bats" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
