@@ -273,8 +273,12 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
         return -1;
     int rc = -1;
     char *text = NULL;
-    if (len < 8 + 12 + 8 + 4 || memcmp(data, MODEL_MAGIC, 8) != 0) {
-        bad(err, path, len >= 8 ? "not a trainer model file (bad magic)" : "too short to be a model file");
+    if (len >= 8 && memcmp(data, MODEL_MAGIC, 8) != 0) {
+        bad(err, path, "not a trainer model file (bad magic)");
+        goto out;
+    }
+    if (len < 8 + 12 + 8 + 4) {
+        bad(err, path, "too short to be a model file (truncated)");
         goto out;
     }
     uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |

@@ -103,13 +103,19 @@ static int set_value(void *base, const key_spec *k, const char *value, char *msg
     char *end = NULL;
     errno = 0;
     switch (k->type) {
-    case K_PATH:
-        if (strlen(value) >= CONFIG_PATH_MAX) {
-            snprintf(msg, msgsz, "path for '%s' is longer than %d bytes", k->key, CONFIG_PATH_MAX - 1);
+    case K_PATH: {
+        /* config_write puts "key = value" on one line, and a model file must
+         * read back: the line has to fit inih's line buffer. */
+        int max = INI_MAX_LINE - 2 - 3 - (int)strlen(k->key);
+        if (max > CONFIG_PATH_MAX - 1)
+            max = CONFIG_PATH_MAX - 1;
+        if (strlen(value) > (size_t)max) {
+            snprintf(msg, msgsz, "path for '%s' is longer than %d bytes", k->key, max);
             return -1;
         }
         strcpy(field, value);
         return 0;
+    }
     case K_BOOL:
         if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1"))
             *(int *)field = 1;
@@ -174,6 +180,7 @@ typedef struct {
     const char *name; /* file name, or "--set" */
     int line;         /* line of the key being handled (0 for --set) */
     int from_file;
+    int err_line;     /* line of the first error in msg */
     unsigned seen[(NKEYS + 31) / 32];
     char msg[512];
 } parse_state;
@@ -269,7 +276,9 @@ typedef struct {
 static char *read_line(char *str, int num, void *stream)
 {
     string_reader *r = stream;
-    if (r->text[r->pos] == '\0' || num < 2)
+    parse_state *ps = r->ps;
+    /* Stop at our first error, so the message keeps its line. */
+    if (ps->msg[0] || r->text[r->pos] == '\0' || num < 2)
         return NULL;
     int n = 0;
     while (n < num - 1 && r->text[r->pos] != '\0') {
@@ -279,7 +288,14 @@ static char *read_line(char *str, int num, void *stream)
             break;
     }
     str[n] = '\0';
-    r->ps->line++;
+    ps->line++;
+    /* inih would take the rest of a line longer than its buffer as a line
+     * of its own; refuse it instead. */
+    if (str[n - 1] != '\n' && r->text[r->pos] != '\0') {
+        snprintf(ps->msg, sizeof ps->msg, "line longer than %d characters", num - 2);
+        ps->err_line = ps->line;
+        return NULL;
+    }
     return str;
 }
 
@@ -287,33 +303,27 @@ static int ini_callback(void *user, const char *section, const char *key, const 
 {
     parse_state *ps = user;
     if (ps->msg[0])
-        return 0; /* keep the first error; inih goes on calling us */
-    return handle_key(ps, section, key, value);
+        return 0; /* keep the first error */
+    int ok = handle_key(ps, section, key, value);
+    if (!ok)
+        ps->err_line = ps->line;
+    return ok;
 }
 
 static int parse_text(config *c, const char *text, const char *name, tr_error *err)
 {
     parse_state ps = { .cfg = c, .name = name, .from_file = 1 };
-    /* Lines longer than inih's buffer would be split silently; refuse them. */
-    int line = 1;
-    size_t run = 0;
-    for (const char *p = text; *p; p++) {
-        if (*p == '\n') {
-            line++;
-            run = 0;
-        } else if (++run >= 1000) {
-            return tr_fail(err, TR_EINPUT, "%s:%d: line longer than 1000 characters", name, line);
-        }
-    }
     string_reader r = { text, 0, &ps };
     int rc = ini_parse_stream(read_line, &r, ini_callback, &ps);
-    if (rc == 0)
-        return 0;
     if (rc < 0)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory while parsing", name);
-    if (!ps.msg[0])
-        snprintf(ps.msg, sizeof ps.msg, "expected '[section]' or 'key = value'");
-    return tr_fail(err, TR_EINPUT, "%s:%d: %s", name, rc, ps.msg);
+    if (rc == 0 && !ps.msg[0])
+        return 0;
+    /* inih's own syntax errors leave no message; one before our first error
+     * is the one to report. */
+    if (rc > 0 && rc != ps.err_line)
+        return tr_fail(err, TR_EINPUT, "%s:%d: expected '[section]' or 'key = value'", name, rc);
+    return tr_fail(err, TR_EINPUT, "%s:%d: %s", name, ps.err_line, ps.msg);
 }
 
 int config_parse_string(config *c, const char *text, const char *name, tr_error *err)

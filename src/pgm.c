@@ -51,6 +51,13 @@ int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, 
         tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 255)", path);
         goto done;
     }
+    /* Binary pixels take a byte each, text ones at least two: a header
+     * promising more than the file holds is refused before allocating. */
+    if (w * h > len) {
+        tr_fail(err, TR_EINPUT, "%s: PGM header promises %lux%lu pixels, more than the file's %zu bytes",
+                path, w, h, len);
+        goto done;
+    }
     out = malloc(w * h);
     if (!out) {
         tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);

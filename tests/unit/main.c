@@ -1,0 +1,21 @@
+/* main.c - runs every group of unit tests; exits non-zero if any failed.
+ * CMOCKA_MESSAGE_OUTPUT=TAP gives the TAP lines that tests/run.sh counts;
+ * UNIT_FILTER=PATTERN (cmocka's wildcards) runs only the matching tests. */
+#include <stdlib.h>
+
+#include "tests.h"
+
+int main(void)
+{
+    const char *filter = getenv("UNIT_FILTER");
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
+    const test_group *groups[] = {
+        &grad_group, &kernel_group, &idx_group, &config_group,
+        &checkpoint_group, &optim_group, &data_group,
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+        failed += _cmocka_run_group_tests(groups[i]->name, groups[i]->tests, groups[i]->count, NULL, NULL);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,180 @@
+/* test_kernels.c - the fast convolution kernels against the plain six-loop
+ * reference versions on many shapes, and maxpool's tie rule. */
+#include "tests.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers.h"
+
+typedef struct {
+    int C, H, W, OC, K;
+} shape;
+
+static const shape shapes[] = {
+    { 1, 28, 28, 8, 5 },  /* conv1 of the default network */
+    { 8, 12, 12, 16, 5 }, /* conv2 */
+    { 3, 7, 7, 2, 3 },    /* K = 3, W = 7 */
+    { 2, 9, 7, 3, 3 },    /* H != W */
+    { 1, 5, 5, 1, 5 },    /* kernel the size of the input: one output */
+    { 4, 6, 11, 5, 1 },   /* 1x1 kernel */
+    { 3, 8, 5, 4, 4 },    /* even kernel, odd width */
+    { 5, 13, 17, 7, 6 },  /* odd everything, output width 12 */
+    { 2, 3, 33, 3, 2 },   /* short and wide: long vectorised rows */
+};
+
+static void conv_forward_matches_ref(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const shape *p = &shapes[s];
+        size_t nin = (size_t)p->C * p->H * p->W, nw = (size_t)p->OC * p->C * p->K * p->K;
+        size_t nout = (size_t)p->OC * (p->H - p->K + 1) * (p->W - p->K + 1);
+        float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats((size_t)p->OC);
+        float *fast = alloc_floats(nout + 1), *ref = alloc_floats(nout + 1);
+        fill_uniform(in, nin, -1, 1, 100 + s);
+        fill_uniform(w, nw, -0.5f, 0.5f, 200 + s);
+        fill_uniform(b, (size_t)p->OC, -1, 1, 300 + s);
+        /* Garbage in the outputs, and a sentinel just past them. */
+        for (size_t i = 0; i <= nout; i++)
+            fast[i] = ref[i] = 1234.5f;
+        conv_forward(fast, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        conv_forward_ref(ref, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        char what[96];
+        snprintf(what, sizeof what, "conv_forward C=%d H=%d W=%d OC=%d K=%d", p->C, p->H, p->W, p->OC, p->K);
+        assert_floats_close(what, fast, ref, nout, 1e-5);
+        assert_true(fast[nout] == 1234.5f);
+        free(in);
+        free(w);
+        free(b);
+        free(fast);
+        free(ref);
+    }
+}
+
+static void conv_backward_matches_ref(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const shape *p = &shapes[s];
+        size_t nin = (size_t)p->C * p->H * p->W, nw = (size_t)p->OC * p->C * p->K * p->K;
+        size_t nout = (size_t)p->OC * (p->H - p->K + 1) * (p->W - p->K + 1), nb = (size_t)p->OC;
+        float *in = alloc_floats(nin), *w = alloc_floats(nw), *dout = alloc_floats(nout);
+        float *din_f = alloc_floats(nin + 1), *din_r = alloc_floats(nin + 1);
+        float *dw_f = alloc_floats(nw), *dw_r = alloc_floats(nw);
+        float *db_f = alloc_floats(nb), *db_r = alloc_floats(nb);
+        fill_uniform(in, nin, -1, 1, 400 + s);
+        fill_uniform(w, nw, -0.5f, 0.5f, 500 + s);
+        fill_uniform(dout, nout, -1, 1, 600 + s);
+        /* Both add into the same non-zero dw and db, and overwrite din. */
+        fill_uniform(dw_f, nw, -2, 2, 700 + s);
+        memcpy(dw_r, dw_f, nw * sizeof(float));
+        fill_uniform(db_f, nb, -2, 2, 800 + s);
+        memcpy(db_r, db_f, nb * sizeof(float));
+        for (size_t i = 0; i <= nin; i++)
+            din_f[i] = din_r[i] = -99.0f;
+        conv_backward(din_f, dw_f, db_f, dout, in, w, p->C, p->H, p->W, p->OC, p->K);
+        conv_backward_ref(din_r, dw_r, db_r, dout, in, w, p->C, p->H, p->W, p->OC, p->K);
+        char what[3][96];
+        const char *names[3] = { "din", "dw", "db" };
+        for (int k = 0; k < 3; k++)
+            snprintf(what[k], sizeof what[k], "conv_backward %s C=%d H=%d W=%d OC=%d K=%d", names[k],
+                     p->C, p->H, p->W, p->OC, p->K);
+        assert_floats_close(what[0], din_f, din_r, nin, 1e-5);
+        assert_floats_close(what[1], dw_f, dw_r, nw, 1e-5);
+        assert_floats_close(what[2], db_f, db_r, nb, 1e-5);
+        assert_true(din_f[nin] == -99.0f);
+
+        /* din == NULL (the first layer) gives the same parameter gradients. */
+        float *dw_n = alloc_floats(nw), *db_n = alloc_floats(nb);
+        fill_uniform(dw_n, nw, -2, 2, 700 + s);
+        fill_uniform(db_n, nb, -2, 2, 800 + s);
+        conv_backward(NULL, dw_n, db_n, dout, in, w, p->C, p->H, p->W, p->OC, p->K);
+        assert_floats_close(what[1], dw_n, dw_f, nw, 1e-5);
+        assert_floats_close(what[2], db_n, db_f, nb, 1e-5);
+        free(dw_n);
+        free(db_n);
+        free(in);
+        free(w);
+        free(dout);
+        free(din_f);
+        free(din_r);
+        free(dw_f);
+        free(dw_r);
+        free(db_f);
+        free(db_r);
+    }
+}
+
+/* A window whose maximum appears more than once sends the whole gradient to
+ * exactly one input: the first maximum in row-major order. */
+static void maxpool_ties_first_wins(void **state)
+{
+    (void)state;
+    /* One channel, 4x6, windows 2x2 stride 2 -> 2x3 outputs. */
+    const float in[24] = {
+        0, 0, 1, 3, 5, 2, /* window (0,0): all zero; (0,1): 3 at (0,3) and (1,2) */
+        0, 0, 3, 2, 5, 5, /* window (0,2): 5 three times */
+        7, 1, 4, 4, 9, 0, /* window (1,0): 7 at (2,0) and (3,1) */
+        2, 7, 4, 4, 0, 9, /* window (1,1): 4 four times; (1,2): 9 twice on a diagonal */
+    };
+    const int32_t want[6] = { 0, 3, 4, 12, 14, 16 };
+    float out[6], dout[6] = { 1, 2, 3, 4, 5, 6 }, din[24];
+    int32_t argmax[6];
+    maxpool_forward(out, argmax, in, 1, 4, 6, 2, 2);
+    const float want_out[6] = { 0, 3, 5, 7, 4, 9 };
+    for (int o = 0; o < 6; o++) {
+        assert_true(out[o] == want_out[o]);
+        assert_int_equal(argmax[o], want[o]);
+    }
+    for (int i = 0; i < 24; i++)
+        din[i] = 77.0f;
+    maxpool_backward(din, dout, argmax, 24, 6);
+    double total = 0.0;
+    int nonzero = 0;
+    for (int i = 0; i < 24; i++) {
+        total += din[i];
+        nonzero += din[i] != 0.0f;
+    }
+    assert_int_equal(nonzero, 6);
+    assert_true(total == 21.0);
+    for (int o = 0; o < 6; o++)
+        assert_true(din[want[o]] == dout[o]);
+}
+
+/* A constant input (MNIST's background) and overlapping windows: each window
+ * picks one input, and the gradient is conserved. */
+static void maxpool_ties_conserve_gradient(void **state)
+{
+    (void)state;
+    enum { C = 2, H = 7, W = 9, K = 3, S = 2, OH = (H - K) / S + 1, OW = (W - K) / S + 1 };
+    float in[C * H * W], out[C * OH * OW], dout[C * OH * OW], din[C * H * W];
+    int32_t argmax[C * OH * OW];
+    for (int i = 0; i < C * H * W; i++)
+        in[i] = 0.5f;
+    fill_uniform(dout, C * OH * OW, 0.1f, 1, 900);
+    maxpool_forward(out, argmax, in, C, H, W, K, S);
+    double want = 0.0;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++)
+            for (int x = 0; x < OW; x++) {
+                int o = (c * OH + y) * OW + x;
+                assert_true(out[o] == 0.5f);
+                assert_int_equal(argmax[o], (c * H + y * S) * W + x * S); /* top-left */
+                want += dout[o];
+            }
+    maxpool_backward(din, dout, argmax, C * H * W, C * OH * OW);
+    double total = 0.0;
+    for (int i = 0; i < C * H * W; i++)
+        total += din[i];
+    assert_true(fabs(total - want) < 1e-5);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(conv_forward_matches_ref),
+    cmocka_unit_test(conv_backward_matches_ref),
+    cmocka_unit_test(maxpool_ties_first_wins),
+    cmocka_unit_test(maxpool_ties_conserve_gradient),
+};
+TEST_GROUP(kernel_group, tests);
