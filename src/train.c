@@ -166,8 +166,28 @@ static void teardown(run *r)
     dataset_free(&r->test);
 }
 
-/* One mini-batch of BS samples starting at order[start]: gradients per block
- * in parallel, a fixed-order reduction, then the optimizer step. */
+/* The optimizer step on parameters [c0, c1), layer by layer (each layer has
+ * its own learning-rate scale). Elementwise, so any split gives the same bytes. */
+static void update_range(run *r, size_t c0, size_t c1, float lr)
+{
+    const network *net = &r->net;
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        size_t lo = l->w_off, hi = l->w_off + l->nweights + l->nbias;
+        lo = lo > c0 ? lo : c0;
+        hi = hi < c1 ? hi : c1;
+        if (lo < hi)
+            optim_update(&r->opt, net->params, r->grad, lo, hi - lo, lr * l->lr_scale);
+    }
+}
+
+/* Parameters per reduction chunk: whole cache lines, few enough chunks that
+ * each thread gets several. */
+#define TRAIN_CHUNK 512
+
+/* One mini-batch of BS samples starting at order[start], in one parallel
+ * region: gradients per block, then a fixed-order reduction and the
+ * optimizer step, both split by parameter chunk. */
 static void train_batch(run *r, size_t start, size_t bs, uint64_t epoch, float lr)
 {
     const config *cfg = r->cfg;
@@ -176,52 +196,51 @@ static void train_batch(run *r, size_t start, size_t bs, uint64_t epoch, float l
     size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
     const size_t per = (bs + nblocks - 1) / nblocks;
     nblocks = (bs + per - 1) / per;
+    const float inv = 1.0f / (float)bs;
+    const size_t nchunks = (nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK;
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(r->nthreads)
-    for (size_t k = 0; k < nblocks; k++) {
+    optim_begin_step(&r->opt);
+#pragma omp parallel num_threads(r->nthreads)
+    {
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
         net_workspace *ws = &r->ws[tid];
-        float *slot = r->slots + k * stride;
-        memset(slot, 0, nparams * sizeof(float));
-        size_t end = (k + 1) * per < bs ? (k + 1) * per : bs;
-        for (size_t s = k * per; s < end; s++) {
-            size_t idx = r->order[start + s];
-            int dx, dy, predicted;
-            data_augment_shift((uint64_t)cfg->seed, epoch, idx, cfg->augment_shift, &dx, &dy);
-            data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
-            int label = r->train.labels[idx];
-            r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
-            r->hits[s] = predicted == label;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t k = 0; k < nblocks; k++) {
+            float *slot = r->slots + k * stride;
+            memset(slot, 0, nparams * sizeof(float));
+            size_t end = (k + 1) * per < bs ? (k + 1) * per : bs;
+            for (size_t s = k * per; s < end; s++) {
+                size_t idx = r->order[start + s];
+                int dx, dy, predicted;
+                data_augment_shift((uint64_t)cfg->seed, epoch, idx, cfg->augment_shift, &dx, &dy);
+                data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
+                int label = r->train.labels[idx];
+                r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
+                r->hits[s] = predicted == label;
+            }
         }
-    }
-
-    /* Every grad[j] adds the blocks in block order, whichever thread owns j. */
-    const float inv = 1.0f / (float)bs;
-#pragma omp parallel for schedule(static) num_threads(r->nthreads)
-    for (size_t c0 = 0; c0 < nparams; c0 += 512) {
-        size_t c1 = c0 + 512 < nparams ? c0 + 512 : nparams;
-        float *restrict g = r->grad;
-        for (size_t j = c0; j < c1; j++)
-            g[j] = r->slots[j];
-        for (size_t k = 1; k < nblocks; k++) {
-            const float *restrict sl = r->slots + k * stride;
+        /* (barrier) Every grad[j] adds the blocks in block order, whichever
+         * thread owns j; then that chunk's parameters step. */
+#pragma omp for schedule(static)
+        for (size_t c = 0; c < nchunks; c++) {
+            size_t c0 = c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
+            float *restrict g = r->grad;
             for (size_t j = c0; j < c1; j++)
-                g[j] += sl[j];
+                g[j] = r->slots[j];
+            for (size_t k = 1; k < nblocks; k++) {
+                const float *restrict sl = r->slots + k * stride;
+                for (size_t j = c0; j < c1; j++)
+                    g[j] += sl[j];
+            }
+            for (size_t j = c0; j < c1; j++)
+                g[j] *= inv;
+            update_range(r, c0, c1, lr);
         }
-        for (size_t j = c0; j < c1; j++)
-            g[j] *= inv;
     }
 
-    optim_begin_step(&r->opt);
-    for (int i = 0; i < net->nlayers; i++) {
-        const net_layer *l = &net->layers[i];
-        if (l->nweights + l->nbias)
-            optim_update(&r->opt, net->params, r->grad, l->w_off, l->nweights + l->nbias,
-                         lr * l->lr_scale);
-    }
     for (size_t s = 0; s < bs; s++) {
         r->state.loss_sum += r->losses[s];
         r->state.correct += r->hits[s];
