@@ -12,9 +12,19 @@ typedef struct {
     int C, H, W, OC, K;
 } shape;
 
+/* The fast paths are taken by shape (5x5 kernels with output rows 24 or 8
+ * wide, channel counts in multiples of 2, 4 or 16); the list covers them
+ * with the default network's shapes and others, and the loop kernels with
+ * the rest. */
 static const shape shapes[] = {
     { 1, 28, 28, 8, 5 },  /* conv1 of the default network */
     { 8, 12, 12, 16, 5 }, /* conv2 */
+    { 3, 28, 28, 4, 5 },  /* output rows 24 wide, other channel counts */
+    { 2, 28, 28, 2, 5 },
+    { 1, 20, 28, 12, 5 }, /* 16 rows of 24 */
+    { 2, 12, 12, 8, 5 },  /* output rows 8 wide */
+    { 4, 10, 12, 16, 5 }, /* 6 rows of 8 */
+    { 3, 14, 12, 16, 5 }, /* 10 rows of 8 */
     { 3, 7, 7, 2, 3 },    /* K = 3, W = 7 */
     { 2, 9, 7, 3, 3 },    /* H != W */
     { 1, 5, 5, 1, 5 },    /* kernel the size of the input: one output */
@@ -86,13 +96,14 @@ static void conv_backward_matches_ref(void **state)
         assert_floats_close(what[2], db_f, db_r, nb, 1e-5);
         assert_true(din_f[nin] == -99.0f);
 
-        /* din == NULL (the first layer) gives the same parameter gradients. */
+        /* din == NULL (the first layer; another path) gives the same
+         * parameter gradients. */
         float *dw_n = alloc_floats(nw), *db_n = alloc_floats(nb);
         fill_uniform(dw_n, nw, -2, 2, 700 + s);
         fill_uniform(db_n, nb, -2, 2, 800 + s);
         conv_backward(NULL, dw_n, db_n, dout, in, w, p->C, p->H, p->W, p->OC, p->K);
-        assert_floats_close(what[1], dw_n, dw_f, nw, 1e-5);
-        assert_floats_close(what[2], db_n, db_f, nb, 1e-5);
+        assert_floats_close(what[1], dw_n, dw_r, nw, 1e-5);
+        assert_floats_close(what[2], db_n, db_r, nb, 1e-5);
         free(dw_n);
         free(db_n);
         free(in);
@@ -107,12 +118,137 @@ static void conv_backward_matches_ref(void **state)
     }
 }
 
+/* conv_relu_forward is conv_forward_ref followed by max(x, 0). */
+static void conv_relu_forward_matches_ref(void **state)
+{
+    (void)state;
+    size_t zeros = 0, positives = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const shape *p = &shapes[s];
+        size_t nin = (size_t)p->C * p->H * p->W, nw = (size_t)p->OC * p->C * p->K * p->K;
+        size_t nout = (size_t)p->OC * (p->H - p->K + 1) * (p->W - p->K + 1);
+        float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats((size_t)p->OC);
+        float *fast = alloc_floats(nout), *ref = alloc_floats(nout);
+        fill_uniform(in, nin, -1, 1, 1100 + s);
+        fill_uniform(w, nw, -0.5f, 0.5f, 1200 + s);
+        fill_uniform(b, (size_t)p->OC, -1, 1, 1300 + s);
+        for (size_t i = 0; i < nout; i++)
+            fast[i] = -1234.5f;
+        conv_relu_forward(fast, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        conv_forward_ref(ref, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        double scale = max_abs(ref, nout);
+        for (size_t i = 0; i < nout; i++) {
+            double want = ref[i] > 0 ? ref[i] : 0.0;
+            if (!(fast[i] >= 0.0f && fabs(fast[i] - want) <= 1e-5 * (want + scale)))
+                fail_msg("conv_relu_forward C=%d H=%d W=%d OC=%d K=%d: %.9g, want %.9g at %zu", p->C, p->H,
+                         p->W, p->OC, p->K, (double)fast[i], want, i);
+            zeros += fast[i] == 0.0f;
+            positives += fast[i] > 0.0f;
+        }
+        free(in);
+        free(w);
+        free(b);
+        free(fast);
+        free(ref);
+    }
+    assert_true(zeros > 100 && positives > 100); /* both sides of the ReLU were seen */
+}
+
+/* dense_forward against a double-precision dot product, for input sizes
+ * around the fast path's block of 32. */
+static void dense_forward_matches_ref(void **state)
+{
+    (void)state;
+    const int ins[] = { 1, 7, 13, 31, 32, 33, 64, 100, 256, 257 };
+    for (size_t k = 0; k < sizeof ins / sizeof ins[0]; k++) {
+        int IN = ins[k], OUT = 5;
+        float *in = alloc_floats((size_t)IN), *w = alloc_floats((size_t)IN * OUT), *b = alloc_floats(OUT);
+        float out[5], ref[5];
+        fill_uniform(in, (size_t)IN, -1, 1, 1400 + k);
+        fill_uniform(w, (size_t)IN * OUT, -1, 1, 1500 + k);
+        fill_uniform(b, OUT, -1, 1, 1600 + k);
+        dense_forward(out, in, w, b, IN, OUT);
+        for (int o = 0; o < OUT; o++) {
+            double sum = b[o];
+            for (int i = 0; i < IN; i++)
+                sum += (double)w[(size_t)o * IN + i] * in[i];
+            ref[o] = (float)sum;
+        }
+        char what[48];
+        snprintf(what, sizeof what, "dense_forward IN=%d", IN);
+        assert_floats_close(what, out, ref, OUT, 1e-5);
+        free(in);
+        free(w);
+        free(b);
+    }
+}
+
+/* The first maximum of each window in row-major order, written here. */
+static void maxpool_oracle(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S)
+{
+    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++)
+            for (int x = 0; x < OW; x++) {
+                int best = -1;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        int i = (c * H + y * S + ky) * W + x * S + kx;
+                        if (best < 0 || in[i] > in[best])
+                            best = i;
+                    }
+                out[(c * OH + y) * OW + x] = in[best];
+                argmax[(c * OH + y) * OW + x] = best;
+            }
+}
+
+/* maxpool_forward (vectorised for 2x2 windows on rows a multiple of 8 wide)
+ * against the oracle, on inputs with many ties (four levels only) and on
+ * inputs without. */
+static void maxpool_forward_matches_ref(void **state)
+{
+    (void)state;
+    const int shapes_p[][5] = {
+        { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, /* the default network's pools */
+        { 3, 6, 16, 2, 2 },  { 1, 2, 8, 2, 2 },   { 2, 7, 9, 2, 2 }, { 2, 9, 8, 3, 3 },
+        { 1, 7, 11, 3, 2 },  { 2, 8, 8, 2, 1 },
+    };
+    for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
+        const int *p = shapes_p[k];
+        int C = p[0], H = p[1], W = p[2], K = p[3], S = p[4];
+        size_t nin = (size_t)C * H * W, nout = (size_t)C * ((H - K) / S + 1) * ((W - K) / S + 1);
+        float *in = alloc_floats(nin), *out = alloc_floats(nout), *want = alloc_floats(nout);
+        int32_t *arg = calloc(nout, sizeof *arg), *warg = calloc(nout, sizeof *warg);
+        assert_non_null(arg);
+        assert_non_null(warg);
+        for (int ties = 0; ties < 2; ties++) {
+            fill_uniform(in, nin, -1, 1, 1700 + k * 2 + (size_t)ties);
+            if (ties)
+                for (size_t i = 0; i < nin; i++)
+                    in[i] = floorf(in[i] * 2.0f); /* -2, -1, 0 or 1 */
+            maxpool_forward(out, arg, in, C, H, W, K, S);
+            maxpool_oracle(want, warg, in, C, H, W, K, S);
+            for (size_t o = 0; o < nout; o++)
+                if (arg[o] != warg[o] || out[o] != want[o])
+                    fail_msg("maxpool C=%d H=%d W=%d K=%d S=%d%s: output %zu took input %d (%g), want %d (%g)",
+                             C, H, W, K, S, ties ? " with ties" : "", o, arg[o], (double)out[o], warg[o],
+                             (double)want[o]);
+        }
+        free(in);
+        free(out);
+        free(want);
+        free(arg);
+        free(warg);
+    }
+}
+
 /* A window whose maximum appears more than once sends the whole gradient to
  * exactly one input: the first maximum in row-major order. */
 static void maxpool_ties_first_wins(void **state)
 {
     (void)state;
-    /* One channel, 4x6, windows 2x2 stride 2 -> 2x3 outputs. */
+    /* One channel, 4x6, windows 2x2 stride 2 -> 2x3 outputs (the loop
+     * kernel; the vector one is held to the same rule above). */
     const float in[24] = {
         0, 0, 1, 3, 5, 2, /* window (0,0): all zero; (0,1): 3 at (0,3) and (1,2) */
         0, 0, 3, 2, 5, 5, /* window (0,2): 5 three times */
@@ -174,6 +310,9 @@ static void maxpool_ties_conserve_gradient(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(conv_forward_matches_ref),
     cmocka_unit_test(conv_backward_matches_ref),
+    cmocka_unit_test(conv_relu_forward_matches_ref),
+    cmocka_unit_test(dense_forward_matches_ref),
+    cmocka_unit_test(maxpool_forward_matches_ref),
     cmocka_unit_test(maxpool_ties_first_wins),
     cmocka_unit_test(maxpool_ties_conserve_gradient),
 };
