@@ -170,80 +170,130 @@ static inline float hsum(const vf *p)
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
-/* Output rows 24 wide (3 vectors), K = 5: 4 channels x 1 row = 12
- * accumulators; per tap 3 input loads and 4 weight broadcasts. */
-static void fwd_w24_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
-                       int W, int OC, int relu)
+/* Targets with 32 vector registers (AVX-512VL, also for 256-bit vectors)
+ * take twice the accumulators; AVX2 and SSE have 16. */
+#if defined(__AVX512VL__)
+enum { WIDE = 2 };
+#else
+enum { WIDE = 1 };
+#endif
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* GCC folds a loaded vector into every FMA that uses it as a memory
+ * operand, so a vector used by 4 FMAs is loaded 4 times (often across a
+ * cache line). An empty asm that claims to change it keeps it in a
+ * register. No instructions; elsewhere a no-op. */
+#if defined(__AVX__)
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
+
+/* Output rows 24 wide (3 vectors), K = 5: P channels x 1 row (P = 4, or 8
+ * with 32 registers) = 3P accumulators; per tap 3 input loads and P
+ * weight broadcasts. P is a constant after inlining, so the loops unroll
+ * and the accumulators live in registers. */
+static ALWAYS_INLINE void fwd_w24_tile(float *out, const float *in, const float *w, const float *b,
+                                       int C, int H, int W, int o0, int y, const int P, int relu)
 {
-    enum { K = 5, OW = 24, NV = 3, P = 4 };
+    enum { K = 5, OW = 24, NV = 3, PMAX = 8 };
     const int OH = H - K + 1;
-    for (int o0 = 0; o0 < OC; o0 += P)
-        for (int y = 0; y < OH; y++) {
-            vf acc[P][NV];
-            for (int p = 0; p < P; p++)
-                for (int v = 0; v < NV; v++)
-                    acc[p][v] = vbcast(b[o0 + p]);
-            for (int c = 0; c < C; c++) {
-                const float *ip = in + ((size_t)c * H + y) * W;
-                const float *wp = w + ((size_t)o0 * C + c) * K * K;
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        vf x[NV];
-                        for (int v = 0; v < NV; v++)
-                            x[v] = vload(ip + ky * W + kx + v * VL);
-                        for (int p = 0; p < P; p++) {
-                            vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
-                            for (int v = 0; v < NV; v++)
-                                acc[p][v] += wv * x[v];
-                        }
-                    }
-            }
-            for (int p = 0; p < P; p++)
+    vf acc[PMAX][NV];
+    for (int p = 0; p < P; p++)
+        for (int v = 0; v < NV; v++)
+            acc[p][v] = vbcast(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + ((size_t)c * H + y) * W;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vf x[NV];
                 for (int v = 0; v < NV; v++) {
-                    vf a = acc[p][v];
-                    if (relu)
-                        a = vrelu(&a);
-                    vstore(out + ((size_t)(o0 + p) * OH + y) * OW + v * VL, &a);
+                    x[v] = vload(ip + ky * W + kx + v * VL);
+                    IN_REGISTER(x[v]);
                 }
+                for (int p = 0; p < P; p++) {
+                    vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int v = 0; v < NV; v++)
+                        acc[p][v] += wv * x[v];
+                }
+            }
+    }
+    for (int p = 0; p < P; p++)
+        for (int v = 0; v < NV; v++) {
+            vf a = acc[p][v];
+            if (relu)
+                a = vrelu(&a);
+            vstore(out + ((size_t)(o0 + p) * OH + y) * OW + v * VL, &a);
         }
 }
 
-/* Output rows 8 wide (1 vector), K = 5, OH a multiple of 2: 4 channels x 2
- * rows = 8 accumulators; per tap 2 input loads and 4 broadcasts. */
+static void fwd_w24_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
+                       int W, int OC, int relu)
+{
+    const int OH = H - 5 + 1;
+    int o0 = 0;
+    if (WIDE == 2)
+        for (; o0 + 8 <= OC; o0 += 8)
+            for (int y = 0; y < OH; y++)
+                fwd_w24_tile(out, in, w, b, C, H, W, o0, y, 8, relu);
+    for (; o0 < OC; o0 += 4)
+        for (int y = 0; y < OH; y++)
+            fwd_w24_tile(out, in, w, b, C, H, W, o0, y, 4, relu);
+}
+
+/* Output rows 8 wide (1 vector), K = 5: 4 channels x R rows (R = 2, or 4
+ * with 32 registers) = 4R accumulators; per tap R input loads and 4
+ * broadcasts. */
+static ALWAYS_INLINE void fwd_w8_tile(float *out, const float *in, const float *w, const float *b,
+                                      int C, int H, int W, int o0, int y0, const int R, int relu)
+{
+    enum { K = 5, OW = 8, P = 4, RMAX = 4 };
+    const int OH = H - K + 1;
+    vf acc[P][RMAX];
+    for (int p = 0; p < P; p++)
+        for (int r = 0; r < R; r++)
+            acc[p][r] = vbcast(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + ((size_t)c * H + y0) * W;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vf x[RMAX];
+                for (int r = 0; r < R; r++) {
+                    x[r] = vload(ip + (r + ky) * W + kx);
+                    IN_REGISTER(x[r]);
+                }
+                for (int p = 0; p < P; p++) {
+                    vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int r = 0; r < R; r++)
+                        acc[p][r] += wv * x[r];
+                }
+            }
+    }
+    for (int p = 0; p < P; p++)
+        for (int r = 0; r < R; r++) {
+            vf a = acc[p][r];
+            if (relu)
+                a = vrelu(&a);
+            vstore(out + ((size_t)(o0 + p) * OH + y0 + r) * OW, &a);
+        }
+}
+
 static void fwd_w8_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
                       int W, int OC, int relu)
 {
-    enum { K = 5, OW = 8, P = 4, R = 2 };
-    const int OH = H - K + 1;
-    for (int o0 = 0; o0 < OC; o0 += P)
-        for (int y0 = 0; y0 < OH; y0 += R) {
-            vf acc[P][R];
-            for (int p = 0; p < P; p++)
-                for (int r = 0; r < R; r++)
-                    acc[p][r] = vbcast(b[o0 + p]);
-            for (int c = 0; c < C; c++) {
-                const float *ip = in + ((size_t)c * H + y0) * W;
-                const float *wp = w + ((size_t)o0 * C + c) * K * K;
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        vf x[R];
-                        for (int r = 0; r < R; r++)
-                            x[r] = vload(ip + (r + ky) * W + kx);
-                        for (int p = 0; p < P; p++) {
-                            vf wv = vbcast(wp[(size_t)p * C * K * K + ky * K + kx]);
-                            for (int r = 0; r < R; r++)
-                                acc[p][r] += wv * x[r];
-                        }
-                    }
-            }
-            for (int p = 0; p < P; p++)
-                for (int r = 0; r < R; r++) {
-                    vf a = acc[p][r];
-                    if (relu)
-                        a = vrelu(&a);
-                    vstore(out + ((size_t)(o0 + p) * OH + y0 + r) * OW, &a);
-                }
-        }
+    const int OH = H - 5 + 1;
+    for (int o0 = 0; o0 < OC; o0 += 4) {
+        int y0 = 0;
+        if (WIDE == 2)
+            for (; y0 + 4 <= OH; y0 += 4)
+                fwd_w8_tile(out, in, w, b, C, H, W, o0, y0, 4, relu);
+        for (; y0 + 2 <= OH; y0 += 2)
+            fwd_w8_tile(out, in, w, b, C, H, W, o0, y0, 2, relu);
+        for (; y0 < OH; y0++)
+            fwd_w8_tile(out, in, w, b, C, H, W, o0, y0, 1, relu);
+    }
 }
 
 /* db[o] += sum of dout[o]: 4 vector accumulators, then a fixed combine. */
@@ -264,76 +314,102 @@ static void bias_grad(float *db, const float *dout, int OC, int n)
     }
 }
 
-/* dw for output rows 24 wide, K = 5: vectors run along x; for 2 channels
- * and one ky the 5 kx taps are 10 accumulators over every (y, x-vector),
- * each reduced by hsum at the end. */
+/* dw for output rows 24 wide, K = 5: vectors run along x; for P channels
+ * (2, or 4 with 32 registers) and one (c, ky) the 5 kx taps are 5P
+ * accumulators over every (y, x-vector), each reduced by hsum at the end. */
+static ALWAYS_INLINE void dw_w24_tile(float *dw, const float *dout, const float *in, int C, int H,
+                                      int W, int o0, int c, int ky, const int P)
+{
+    enum { K = 5, OW = 24, NV = 3, PMAX = 4 };
+    const int OH = H - K + 1;
+    vf acc[PMAX][K];
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            acc[p][kx] = vbcast(0.0f);
+    for (int y = 0; y < OH; y++) {
+        const float *irow = in + ((size_t)c * H + y + ky) * W;
+        for (int v = 0; v < NV; v++) {
+            vf g[PMAX];
+            for (int p = 0; p < P; p++)
+                g[p] = vload(dout + ((size_t)(o0 + p) * OH + y) * OW + v * VL);
+            for (int kx = 0; kx < K; kx++) {
+                vf x = vload(irow + v * VL + kx);
+                IN_REGISTER(x);
+                for (int p = 0; p < P; p++)
+                    acc[p][kx] += g[p] * x;
+            }
+        }
+    }
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            dw[(((size_t)(o0 + p) * C + c) * K + ky) * K + kx] += hsum(&acc[p][kx]);
+}
+
 static void dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H, int W, int OC)
 {
-    enum { K = 5, OW = 24, NV = 3, P = 2 };
-    const int OH = H - K + 1;
-    for (int o0 = 0; o0 < OC; o0 += P)
+    int o0 = 0;
+    if (WIDE == 2)
+        for (; o0 + 4 <= OC; o0 += 4)
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < 5; ky++)
+                    dw_w24_tile(dw, dout, in, C, H, W, o0, c, ky, 4);
+    for (; o0 < OC; o0 += 2)
         for (int c = 0; c < C; c++)
-            for (int ky = 0; ky < K; ky++) {
-                vf acc[P][K];
-                for (int p = 0; p < P; p++)
-                    for (int kx = 0; kx < K; kx++)
-                        acc[p][kx] = vbcast(0.0f);
-                for (int y = 0; y < OH; y++) {
-                    const float *irow = in + ((size_t)c * H + y + ky) * W;
-                    for (int v = 0; v < NV; v++) {
-                        vf g[P];
-                        for (int p = 0; p < P; p++)
-                            g[p] = vload(dout + ((size_t)(o0 + p) * OH + y) * OW + v * VL);
-                        for (int kx = 0; kx < K; kx++) {
-                            vf x = vload(irow + v * VL + kx);
-                            for (int p = 0; p < P; p++)
-                                acc[p][kx] += g[p] * x;
-                        }
-                    }
-                }
-                for (int p = 0; p < P; p++)
-                    for (int kx = 0; kx < K; kx++)
-                        dw[(((size_t)(o0 + p) * C + c) * K + ky) * K + kx] += hsum(&acc[p][kx]);
-            }
+            for (int ky = 0; ky < 5; ky++)
+                dw_w24_tile(dw, dout, in, C, H, W, o0, c, ky, 2);
 }
 
 /* dw for output rows 8 wide, K = 5, 16 output channels: a small GEMM with
  * vectors along the output channel. dout is transposed to (position, OC)
  * so that for one (c, ky) the 5 kx taps x 2 channel-vectors are 10
  * accumulators over the OH*8 positions, in position order. */
+static ALWAYS_INLINE void dw_w8_tile(float *dw, const float *gt, const float *in, int C, int H,
+                                     int W, int c0, int ky, const int CB)
+{
+    enum { K = 5, OW = 8, OC = 16, NO = 2, CBMAX = 2 };
+    const int OH = H - K + 1;
+    vf acc[CBMAX][K][NO];
+    for (int cb = 0; cb < CB; cb++)
+        for (int kx = 0; kx < K; kx++)
+            for (int n = 0; n < NO; n++)
+                acc[cb][kx][n] = vbcast(0.0f);
+    for (int y = 0; y < OH; y++)
+        for (int x = 0; x < OW; x++) {
+            const float *gp = gt + (y * OW + x) * OC;
+            vf g[NO];
+            for (int n = 0; n < NO; n++) {
+                g[n] = vload(gp + n * VL);
+                IN_REGISTER(g[n]);
+            }
+            for (int cb = 0; cb < CB; cb++) {
+                const float *irow = in + ((size_t)(c0 + cb) * H + y + ky) * W + x;
+                for (int kx = 0; kx < K; kx++) {
+                    vf iv = vbcast(irow[kx]);
+                    for (int n = 0; n < NO; n++)
+                        acc[cb][kx][n] += iv * g[n];
+                }
+            }
+        }
+    for (int cb = 0; cb < CB; cb++)
+        for (int kx = 0; kx < K; kx++)
+            for (int n = 0; n < NO; n++)
+                for (int l = 0; l < VL; l++)
+                    dw[(((size_t)(n * VL + l) * C + c0 + cb) * K + ky) * K + kx] += acc[cb][kx][n][l];
+}
+
+/* The tile is 5 kx taps x 2 channel-vectors of one input channel (two
+ * channels per tile, with 32 registers, measured no faster). */
 static void dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W)
 {
-    enum { K = 5, OW = 8, OC = 16, NO = 2 };
+    enum { K = 5, OW = 8, OC = 16 };
     const int OH = H - K + 1, NP = OH * OW;
     float gt[64 * OC];
     for (int o = 0; o < OC; o++)
         for (int pos = 0; pos < NP; pos++)
             gt[pos * OC + o] = dout[o * NP + pos];
     for (int c = 0; c < C; c++)
-        for (int ky = 0; ky < K; ky++) {
-            vf acc[K][NO];
-            for (int kx = 0; kx < K; kx++)
-                for (int n = 0; n < NO; n++)
-                    acc[kx][n] = vbcast(0.0f);
-            for (int y = 0; y < OH; y++) {
-                const float *irow = in + ((size_t)c * H + y + ky) * W;
-                for (int x = 0; x < OW; x++) {
-                    const float *gp = gt + (y * OW + x) * OC;
-                    vf g[NO];
-                    for (int n = 0; n < NO; n++)
-                        g[n] = vload(gp + n * VL);
-                    for (int kx = 0; kx < K; kx++) {
-                        vf iv = vbcast(irow[x + kx]);
-                        for (int n = 0; n < NO; n++)
-                            acc[kx][n] += iv * g[n];
-                    }
-                }
-            }
-            for (int kx = 0; kx < K; kx++)
-                for (int n = 0; n < NO; n++)
-                    for (int l = 0; l < VL; l++)
-                        dw[(((size_t)(n * VL + l) * C + c) * K + ky) * K + kx] += acc[kx][n][l];
-        }
+        for (int ky = 0; ky < K; ky++)
+            dw_w8_tile(dw, gt, in, C, H, W, c, ky, 1);
 }
 
 /* din for output rows 8 wide, K = 5, OH = 8 (so H = 12): for one input
@@ -373,12 +449,12 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
                              int C, int H, int W, int OC, int K, int relu)
 {
 #ifdef CONV_VECTORS
-    int OH = H - K + 1, OW = W - K + 1;
+    int OW = W - K + 1;
     if (K == 5 && OW == 24 && OC % 4 == 0) {
         fwd_w24_k5(out, in, w, b, C, H, W, OC, relu);
         return;
     }
-    if (K == 5 && OW == 8 && OC % 4 == 0 && OH % 2 == 0) {
+    if (K == 5 && OW == 8 && OC % 4 == 0) {
         fwd_w8_k5(out, in, w, b, C, H, W, OC, relu);
         return;
     }
