@@ -1,6 +1,7 @@
 /* main.c - runs every group of unit tests; exits non-zero if any failed.
  * CMOCKA_MESSAGE_OUTPUT=TAP gives the TAP lines that tests/run.sh counts;
- * UNIT_FILTER=PATTERN (cmocka's wildcards) runs only the matching tests. */
+ * UNIT_FILTER=PATTERN (cmocka's wildcards) runs only the matching tests;
+ * UNIT_VERBOSE=1 prints the worst error of every gradient check. */
 #include <stdlib.h>
 
 #include "tests.h"

@@ -339,7 +339,9 @@ static void softmax_xent_grad(void **state)
         xent_case c = { 10, labels[t], alloc_floats(10), alloc_floats(10), alloc_floats(10) };
         fill_uniform(c.logits, 10, -3, 3, 60 + (uint64_t)t);
         softmax_xent(c.probs, c.dl, c.logits, c.label, c.n);
-        check_array("softmax_xent dlogits", c.logits, c.dl, 10, 100, 1e-2, xent_loss, &c, 2e-3, 1e-2);
+        /* The loss is a float (noise ~3e-7) and smooth (third derivative
+         * below 0.1): a step of 0.02 keeps both errors near 1e-5. */
+        check_array("softmax_xent dlogits", c.logits, c.dl, 10, 100, 2e-2, xent_loss, &c, 5e-3, 2e-2);
         free(c.logits);
         free(c.probs);
         free(c.dl);
@@ -606,6 +608,8 @@ static void network_grad(void **state)
             net_loss(&c); /* back to the unperturbed activations */
             char what[64];
             snprintf(what, sizeof what, "network %s.%s", l->name, part ? "bias" : "weights");
+            if (getenv("UNIT_VERBOSE"))
+                print_message("# %s: %zu of %zu steps skipped at a kink\n", what, skipped, m);
             if (skipped * 10 > m)
                 fail_msg("%s: %zu of %zu steps crossed a kink; the check says too little", what,
                          skipped, m);

@@ -65,6 +65,8 @@ void assert_grad_close(const char *what, const float *a, const double *n, size_t
             worst_i = i;
         }
     }
+    if (getenv("UNIT_VERBOSE"))
+        print_message("# %s: %zu values, worst relative error %.3g (tolerance %.3g)\n", what, count, worst, tol);
     if (!(worst <= tol))
         fail_msg("%s: analytic %.9g vs numerical %.9g at index %zu (relative error %.3g > %.3g)", what,
                  (double)a[worst_i], n[worst_i], worst_i, worst, tol);
