@@ -36,6 +36,10 @@ void relu_backward(float *dout, const float *out, int n);
  * gradient even when maxima tie (as they do on MNIST's flat background). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int in_size, int out_size);
+/* maxpool_backward, then relu_backward(din, in, in_size) in the same pass:
+ * for a pool whose input IN is a ReLU output. */
+void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                           int in_size, int out_size);
 
 /* dense.c: in (IN), w (OUT,IN), b (OUT), out (OUT). */
 void dense_forward(float *out, const float *in, const float *w, const float *b, int IN, int OUT);

@@ -93,3 +93,15 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
     for (int o = 0; o < out_size; o++)
         din[argmax[o]] += dout[o];
 }
+
+void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                           int in_size, int out_size)
+{
+    memset(din, 0, sizeof(float) * (size_t)in_size);
+    /* Each input's mask is the same for every window that picked it, so
+     * masking each term equals masking the sum, as relu_backward does. */
+    for (int o = 0; o < out_size; o++) {
+        int32_t a = argmax[o];
+        din[a] += in[a] > 0.0f ? dout[o] : 0.0f;
+    }
+}

@@ -250,19 +250,28 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
     const float *logits = forward_with(net, params, ws);
     float loss = softmax_xent(ws->probs, ws->dcur, logits, label, net->classes);
     *predicted = net_argmax(logits, net->classes);
+    int masked = 0; /* the ReLU mask of layer i was applied by the layer above */
     for (int i = net->nlayers - 1; i >= 0; i--) {
         const net_layer *l = &net->layers[i];
         float *din = i > 0 ? ws->dnext : NULL;
-        if (l->act == ACT_RELU)
+        if (l->act == ACT_RELU && !masked)
             relu_backward(ws->dcur, ws->acts[i + 1], (int)l->out_size);
+        masked = 0;
         switch (l->kind) {
         case LAYER_CONV:
             conv_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
                           params + l->w_off, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
             break;
         case LAYER_MAXPOOL:
-            if (din)
+            if (!din)
+                break;
+            if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
+                maxpool_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], (int)l->in_size,
+                                      (int)l->out_size);
+                masked = 1;
+            } else {
                 maxpool_backward(din, ws->dcur, ws->argmax[i], (int)l->in_size, (int)l->out_size);
+            }
             break;
         case LAYER_DENSE:
             dense_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
