@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# bench.sh - how fast ./trainer trains and evaluates on this machine.
+#
+#   scripts/bench.sh              (make bench) about 2-3 minutes on 2 cores
+#   BENCH_QUICK=1 scripts/bench.sh      a quarter of the data, about 40 s
+#
+# Prints: training throughput for threads x batch (median of BENCH_REPEATS
+# one-epoch runs over the real MNIST training set, data loading and
+# evaluation excluded: the trainer's own samples_per_s), GFLOP/s at 1.705
+# MFLOP per training sample (852,480 multiply-adds: forward 322,560,
+# backward 529,920), the share of the FMA peak measured by a small loop,
+# thread scaling, the time to evaluate the 10,000 test images, the time to
+# load the four gz files, the maximum RSS of a full run, and the time to 99%
+# test accuracy with configs/fast.ini.
+#
+# Environment:
+#   BENCH_TRAINER=PATH    binary to measure (default ./trainer)
+#   BENCH_BASELINE=PATH   a second binary (say, an older build): every run is
+#                         repeated with it, alternating, and the ratio printed
+#   BENCH_THREADS="1 2"   thread counts (default: 1, 2 and nproc if larger)
+#   BENCH_BATCHES="16 64 512"
+#   BENCH_REPEATS=3       runs per cell; the median is reported
+#   BENCH_LIMIT=N         training images per epoch (default all; quick 15000)
+#   BENCH_SKIP_FAST=1     skip the time-to-99% run
+#   CC                    compiler for the peak loop (default cc)
+set -euo pipefail
+export LC_ALL=C
+
+cd "$(dirname "$0")/.."
+TRAINER=${BENCH_TRAINER:-./trainer}
+BASELINE=${BENCH_BASELINE:-}
+NPROC=$(nproc 2>/dev/null || echo 1)
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    LIMIT=${BENCH_LIMIT:-15000}
+    REPEATS=${BENCH_REPEATS:-3}
+else
+    LIMIT=${BENCH_LIMIT:-0}
+    REPEATS=${BENCH_REPEATS:-3}
+fi
+THREADS=${BENCH_THREADS:-"1 2$([ "$NPROC" -gt 2 ] && echo " $NPROC" || true)"}
+BATCHES=${BENCH_BATCHES:-"16 64 512"}
+MFLOP_PER_SAMPLE=1.70496 # 2 x 852,480
+
+for bin in "$TRAINER" ${BASELINE:+"$BASELINE"}; do
+    if [ ! -x "$bin" ]; then
+        echo "bench: $bin is not an executable; build it with 'make'" >&2
+        exit 2
+    fi
+done
+for f in data/mnist/train-images-idx3-ubyte.gz data/mnist/t10k-images-idx3-ubyte.gz; do
+    if [ ! -r "$f" ]; then
+        echo "bench: $f is missing; run 'make data'" >&2
+        exit 2
+    fi
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/trainer-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+minmax() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f..%.0f", lo, hi }'; }
+
+# One training run: BIN THREADS BATCH TAG [--set ...]. Leaves the stdout in
+# $TMP/TAG.out and the metrics CSV in $TMP/TAG.csv.
+train_once() {
+    local bin=$1 t=$2 bs=$3 tag=$4
+    shift 4
+    OMP_NUM_THREADS=$t "$bin" configs/default.ini --threads "$t" \
+        --set train.epochs=1 --set train.batch_size="$bs" --set data.limit="$LIMIT" \
+        --set data.test_limit=1000 --set output.progress=never \
+        --set output.model="$TMP/$tag.model" --set output.metrics="$TMP/$tag.csv" "$@" \
+        >"$TMP/$tag.out" 2>&1 || { echo "bench: $bin failed:" >&2; cat "$TMP/$tag.out" >&2; exit 1; }
+}
+# samples_per_s of the epoch (column 7 of the metrics CSV).
+rate_of() { awk -F, 'NR == 2 { print $7 }' "$TMP/$1.csv"; }
+load_of() { sed -n 's/.*loaded in \([0-9.]*\) s.*/\1/p' "$TMP/$1.out" | head -1; }
+eval_of() { sed -n 's/.*(+\([0-9.]*\) s eval).*/\1/p' "$TMP/$1.out" | head -1; }
+
+# ---- the FMA peak of one core, measured ----
+peak_loop() { # VECTOR_BYTES -> GFLOP/s of one core, or nothing
+    cat >"$TMP/peak.c" <<'EOF'
+#include <stdio.h>
+#include <time.h>
+typedef float vf __attribute__((vector_size(VB)));
+enum { N = VB / 4 };
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+int main(int argc, char **argv)
+{
+    (void)argv;
+    vf m, c, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9;
+    for (int l = 0; l < N; l++) { m[l] = 0.999999f; c[l] = 1e-7f * (float)argc; }
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = c;
+    long iters = 5000000;
+    double best = 0;
+    for (int rep = 0; rep < 7; rep++) {
+        double t0 = now();
+        for (long k = 0; k < iters; k++) {
+            a0 = a0 * m + c; a1 = a1 * m + c; a2 = a2 * m + c; a3 = a3 * m + c; a4 = a4 * m + c;
+            a5 = a5 * m + c; a6 = a6 * m + c; a7 = a7 * m + c; a8 = a8 * m + c; a9 = a9 * m + c;
+            __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
+                             "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9));
+        }
+        double g = 2.0 * N * 10 * iters / (now() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    vf s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9;
+    printf("%.1f\n", best + 0 * (double)s[0]);
+    return 0;
+}
+EOF
+    if ${CC:-cc} -O2 -march=native -ffp-contract=fast -DVB="$1" "$TMP/peak.c" -o "$TMP/peak$1" 2>/dev/null &&
+        "$TMP/peak$1" 2>/dev/null; then :; fi
+}
+
+echo "== trainer benchmark: $TRAINER${BASELINE:+ (baseline $BASELINE)}"
+echo "machine: $NPROC cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo 2>/dev/null | head -1); load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+awk -v l="$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)" -v n="$NPROC" \
+    'BEGIN { if (l + 0 > n * 0.25) print "note: the machine is busy; other processes share the cores and the figures below" }'
+PEAK256=$(peak_loop 32)
+PEAK512=$(peak_loop 64)
+if [ -n "$PEAK256" ]; then
+    PEAK=$PEAK256
+    echo "FMA peak, one core (measured): ${PEAK256} GFLOP/s with 256-bit vectors (what the kernels use)${PEAK512:+, ${PEAK512} GFLOP/s with 512-bit}"
+else
+    PEAK=78
+    echo "FMA peak, one core: assumed 78 GFLOP/s (could not compile the peak loop)"
+fi
+echo "(samples/s is the median; min..max shows the spread: on a shared machine the max is the closest to an idle one)"
+echo "training: $REPEATS one-epoch runs per cell over $([ "$LIMIT" = 0 ] && echo "all 60,000" || echo "$LIMIT") training images; samples/s from the trainer (loading and evaluation excluded)"
+echo
+
+# ---- throughput table ----
+declare -A MED BMED
+printf '%7s %6s %12s %20s %9s %10s' threads batch samples/s "(min..max)" GFLOP/s "% of peak"
+[ -n "$BASELINE" ] && printf ' %12s %8s' "baseline/s" speedup
+echo
+LOADS=()
+for t in $THREADS; do
+    for bs in $BATCHES; do
+        : >"$TMP/rates" && : >"$TMP/brates"
+        for r in $(seq "$REPEATS"); do
+            train_once "$TRAINER" "$t" "$bs" run
+            rate_of run >>"$TMP/rates"
+            [ "$bs" = 64 ] && LOADS+=("$(load_of run)")
+            if [ -n "$BASELINE" ]; then
+                train_once "$BASELINE" "$t" "$bs" base
+                rate_of base >>"$TMP/brates"
+            fi
+        done
+        m=$(median <"$TMP/rates")
+        MED[$t,$bs]=$m
+        awk -v m="$m" -v t="$t" -v bs="$bs" -v mm="$(minmax <"$TMP/rates")" -v f="$MFLOP_PER_SAMPLE" -v p="$PEAK" \
+            'BEGIN { g = m * f / 1000; printf "%7d %6d %12.0f %20s %9.1f %9.1f%%", t, bs, m, "(" mm ")", g, 100 * g / (p * t) }'
+        if [ -n "$BASELINE" ]; then
+            b=$(median <"$TMP/brates")
+            BMED[$t,$bs]=$b
+            awk -v m="$m" -v b="$b" 'BEGIN { printf " %12.0f %7.2fx", b, m / b }'
+        fi
+        echo
+    done
+done
+echo
+for bs in $BATCHES; do
+    if [ -n "${MED[1,$bs]:-}" ] && [ -n "${MED[2,$bs]:-}" ]; then
+        awk -v a="${MED[1,$bs]}" -v b="${MED[2,$bs]}" -v bs="$bs" \
+            'BEGIN { printf "scaling 1 -> 2 threads at batch %d: %.2fx\n", bs, b / a }'
+    fi
+done
+
+# ---- evaluation and loading ----
+EVALS=()
+for r in $(seq "$REPEATS"); do
+    OMP_NUM_THREADS=$NPROC "$TRAINER" configs/default.ini --set train.epochs=1 --set data.limit=2000 \
+        --set data.test_limit=0 --set output.progress=never --set output.model="$TMP/ev.model" \
+        --set output.metrics= >"$TMP/ev.out" 2>&1 || { cat "$TMP/ev.out" >&2; exit 1; }
+    EVALS+=("$(eval_of ev)")
+done
+printf 'evaluation of the 10,000 test images, %d threads: %s s (median of %d)\n' "$NPROC" \
+    "$(printf '%s\n' "${EVALS[@]}" | median)" "$REPEATS"
+if [ "$LIMIT" = 0 ]; then
+    printf 'loading the 4 gz files (60,000 + 10,000 images): %s s (median of %d)\n' \
+        "$(printf '%s\n' "${LOADS[@]}" | median)" "${#LOADS[@]}"
+else
+    printf 'loading (data.limit=%s training images): %s s (median of %d; run without BENCH_QUICK for all 60,000)\n' \
+        "$LIMIT" "$(printf '%s\n' "${LOADS[@]}" | median)" "${#LOADS[@]}"
+fi
+
+# ---- a full run: time to 99% and max RSS ----
+if [ "${BENCH_SKIP_FAST:-0}" != 1 ]; then
+    TIMEV=
+    /usr/bin/time -v true >/dev/null 2>&1 && TIMEV="/usr/bin/time -v -o $TMP/time.txt"
+    t0=$(date +%s.%N)
+    $TIMEV "$TRAINER" configs/fast.ini --set output.progress=never --set output.model="$TMP/fast.model" \
+        --set output.metrics="$TMP/fast.csv" >"$TMP/fast.out" 2>&1 || { cat "$TMP/fast.out" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    awk -F, -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
+        NR > 1 { train += $8; n++; if (!hit && $5 >= 0.99) { hit = n; at = train } last = $5 }
+        END {
+            if (hit)
+                printf "configs/fast.ini: 99%% test accuracy after epoch %d of %d, %.1f s of training; the whole run (loading, %d evaluations, checkpoints) took %.1f s wall; final test accuracy %.2f%%\n", hit, n, at, n, wall, 100 * last
+            else
+                printf "configs/fast.ini: did NOT reach 99%% (final test accuracy %.2f%%, %.1f s wall)\n", 100 * last, wall
+        }' "$TMP/fast.csv"
+    if [ -n "$TIMEV" ]; then
+        awk -F': ' '/Maximum resident set size/ { printf "max RSS of that full run: %.1f MB\n", $2 / 1024 }' "$TMP/time.txt"
+    else
+        echo "max RSS: /usr/bin/time not available"
+    fi
+fi
