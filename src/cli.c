@@ -164,6 +164,25 @@ static void view_epoch(void *user, const epoch_report *r)
            r->samples_per_s, r->seconds, r->eval_seconds, r->saved_model ? "  saved" : "");
 }
 
+/* Writes a space and WORD, quoted for a POSIX shell when it needs it. */
+static void put_shell_word(FILE *f, const char *word)
+{
+    fputc(' ', f);
+    if (*word && strspn(word, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                              "_-+=/.,:@%") == strlen(word)) {
+        fputs(word, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = word; *p; p++) {
+        if (*p == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
 int cli_train(const cli_args *a)
 {
     config cfg;
@@ -202,9 +221,20 @@ int cli_train(const cli_args *a)
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
-        fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n"
-                        "trainer: continue with: trainer train %s --resume %s\n",
-                res.interrupted_by, res.checkpoint, path ? path : "", res.checkpoint);
+        fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n", res.interrupted_by,
+                res.checkpoint);
+        /* The same config and the same --set options: resuming with
+         * anything else would not continue the same run. */
+        fputs("trainer: continue with: trainer train", stderr);
+        if (a->config)
+            put_shell_word(stderr, a->config);
+        for (int i = 0; i < a->nsets; i++) {
+            fputs(" --set", stderr);
+            put_shell_word(stderr, a->sets[i]);
+        }
+        fputs(" --resume", stderr);
+        put_shell_word(stderr, res.checkpoint);
+        fputc('\n', stderr);
         return 128 + res.interrupted_by;
     }
     if (!a->quiet)

@@ -1,0 +1,212 @@
+#!/usr/bin/env bats
+# Training: byte-identical models for any thread count, resuming (after a
+# finished epoch and after SIGINT/SIGTERM mid-epoch) gives the bytes of an
+# uninterrupted run, the metrics CSV, no progress bar without a terminal, and
+# a failed write never replaces a good model.
+
+load helpers
+
+setup_file() {
+    fixtures
+}
+
+setup() {
+    D=$BATS_TEST_TMPDIR
+}
+
+@test "the same config and seed give the same model bytes for 1, 2, 3 and 8 threads" {
+    # Batch 50 is not a multiple of 3 or 8, and 1030 images leave a last
+    # batch of 30.
+    for t in 1 2 3 8; do
+        mkdir "$D/t$t"
+        OMP_NUM_THREADS=$t run --separate-stderr train_small "$D/t$t" --set output.metrics=
+        assert_status 0
+        assert_contains "$output" " parameters; $t thread"
+    done
+    for t in 2 3 8; do
+        assert_same_file "$D/t1/m.model" "$D/t$t/m.model"
+        assert_same_file "$D/t1/m.model.ckpt" "$D/t$t/m.model.ckpt"
+    done
+}
+
+@test "--threads N overrides OMP_NUM_THREADS and gives the same bytes" {
+    mkdir "$D/a" "$D/b"
+    OMP_NUM_THREADS=1 run --separate-stderr train_small "$D/a" --set output.metrics=
+    assert_status 0
+    OMP_NUM_THREADS=1 run --separate-stderr train_small "$D/b" --threads 3 --set output.metrics=
+    assert_status 0
+    assert_contains "$output" "3 threads"
+    assert_same_file "$D/a/m.model" "$D/b/m.model"
+}
+
+@test "batches above the block count (130: blocks of 3, last one partial) are thread-independent too" {
+    mkdir "$D/a" "$D/b"
+    run --separate-stderr train_small "$D/a" --threads 1 --set train.batch_size=130 --set output.metrics=
+    assert_status 0
+    run --separate-stderr train_small "$D/b" --threads 3 --set train.batch_size=130 --set output.metrics=
+    assert_status 0
+    assert_same_file "$D/a/m.model" "$D/b/m.model"
+}
+
+@test "a different seed gives different weights (the comparisons above can fail)" {
+    mkdir "$D/a" "$D/b"
+    train_small "$D/a" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics=
+    train_small "$D/b" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics= --set train.seed=2
+    # the weights themselves, not just the seed in the stored config
+    local a b
+    a=$(model_params "$D/a/m.model")
+    b=$(model_params "$D/b/m.model")
+    [ "$(wc -w <<<"$a")" -gt 1000 ]
+    [ "$a" != "$b" ]
+}
+
+@test "1 epoch, then --resume to 2 epochs, gives the bytes and metrics of 2 epochs straight" {
+    # A schedule that does not depend on the number of epochs: cosine decays
+    # over the whole run, so a 1-epoch run has other learning rates. 530
+    # images: a last batch of 30.
+    local -a sched=(--set train.schedule=constant --set data.limit=530)
+    mkdir "$D/straight" "$D/resumed"
+    run --separate-stderr train_small "$D/straight" "${sched[@]}" --set train.epochs=2
+    assert_status 0
+    run --separate-stderr train_small "$D/resumed" "${sched[@]}" --set train.epochs=1
+    assert_status 0
+    run ! cmp -s "$D/straight/m.model" "$D/resumed/m.model"
+    run --separate-stderr train_small "$D/resumed" "${sched[@]}" --set train.epochs=2 \
+        --resume "$D/resumed/m.model.ckpt"
+    assert_status 0
+    assert_contains "$output" "resuming from $D/resumed/m.model.ckpt: epoch 2, batch 1"
+    assert_same_file "$D/straight/m.model" "$D/resumed/m.model"
+    assert_same_file "$D/straight/m.model.ckpt" "$D/resumed/m.model.ckpt"
+    # One row per epoch, no duplicate; everything but the timings agrees.
+    [ "$(wc -l <"$D/resumed/m.csv")" -eq 3 ]
+    [ "$(cut -d, -f1-6 "$D/straight/m.csv")" = "$(cut -d, -f1-6 "$D/resumed/m.csv")" ]
+}
+
+@test "--resume refuses a checkpoint that already has more epochs than the config asks for" {
+    train_small "$D" -q --set train.epochs=2 --set data.limit=200 --set data.test_limit=100
+    run --separate-stderr train_small "$D" --set train.epochs=1 --set data.limit=200 --set data.test_limit=100 \
+        --resume "$D/m.model.ckpt"
+    assert_status 2
+    assert_one_error_line "$D/m.model.ckpt" "2 epochs"
+}
+
+# Starts COMMAND... in the background (it must be the trainer itself, not a
+# shell function: the signal has to reach it) with stdout in $D/NAME.out and
+# stderr in $D/NAME.err, waits until it prints PATTERN, then sends SIGNAL and
+# waits for it. Sets RC to its exit status.
+interrupt_run() { # NAME PATTERN SIGNAL COMMAND...
+    local name=$1 pattern=$2 sig=$3
+    shift 3
+    "$@" >"$D/$name.out" 2>"$D/$name.err" 3>&- &
+    local pid=$!
+    if ! wait_for "$pid" "$D/$name.out" "$pattern" 120; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" || true
+        fail "the run never printed '$pattern'" "$(cat "$D/$name.out" "$D/$name.err")"
+    fi
+    kill "-$sig" "$pid"
+    RC=0
+    wait "$pid" || RC=$?
+}
+
+# Sets SUGGESTED to the command that a "continue with: trainer ..." line in
+# FILE suggests, as an array starting with the binary under test.
+suggested() { # STDERR_FILE
+    local line
+    line=$(sed -n 's/^trainer: continue with: trainer //p' "$1")
+    [ -n "$line" ] || fail "no 'continue with:' line in" "$(cat "$1")"
+    # It must repeat the run's options: without them it would train the
+    # default config, for many minutes, into models/.
+    assert_contains "$line" "'output.model=$I/m.model' "
+    assert_contains "$line" " --set data.limit=800 "
+    eval "SUGGESTED=(\"\$TRAINER\" $line)"
+}
+
+@test "SIGINT and SIGTERM mid-epoch stop with 130/143 and a resume hint; resuming gives the uninterrupted bytes" {
+    # 800 images in batches of 5: 160 batches an epoch, so the signal sent
+    # once training starts lands mid-epoch. The interrupted run's directory
+    # has a space in its name: the suggested command must quote it.
+    I="$D/int dir"
+    local -a more=(--set data.limit=800 --set train.batch_size=5 --set train.epochs=2) ARGS
+    small_argv "$I"
+    local -a args=("${ARGS[@]}" "${more[@]}")
+    mkdir "$D/straight" "$I"
+    run --separate-stderr train_small "$D/straight" "${more[@]}"
+    assert_status 0
+
+    interrupt_run first '^model: ' INT "$TRAINER" train "${args[@]}"
+    [ "$RC" -eq 130 ] || fail "SIGINT: exit $RC, want 130" "$(cat "$D/first.err")"
+    assert_contains "$(cat "$D/first.err")" "checkpoint written to $I/m.model.ckpt"
+    [ "$(grep -c . "$D/first.err")" -eq 2 ] || fail "want two lines on stderr" "$(cat "$D/first.err")"
+    [ -s "$I/m.model.ckpt" ]
+    [ ! -e "$I/m.model" ] # stopped in the first epoch
+
+    # The suggested command, stopped again, this time by SIGTERM.
+    suggested "$D/first.err"
+    [ "${SUGGESTED[-2]}" = --resume ] && [ "${SUGGESTED[-1]}" = "$I/m.model.ckpt" ] ||
+        fail "bad suggested command:" "${SUGGESTED[*]}"
+    interrupt_run second '^resuming from ' TERM "${SUGGESTED[@]}"
+    [ "$RC" -eq 143 ] || fail "SIGTERM: exit $RC, want 143" "$(cat "$D/second.out" "$D/second.err")"
+
+    suggested "$D/second.err"
+    run --separate-stderr "${SUGGESTED[@]}"
+    assert_status 0
+    assert_contains "$output" "resuming from $I/m.model.ckpt"
+    assert_same_file "$D/straight/m.model" "$I/m.model"
+    assert_same_file "$D/straight/m.model.ckpt" "$I/m.model.ckpt"
+    [ "$(cut -d, -f1-6 "$D/straight/m.csv")" = "$(cut -d, -f1-6 "$I/m.csv")" ]
+}
+
+@test "the metrics CSV has a header and one line per epoch" {
+    run --separate-stderr train_small "$D" --set train.epochs=2 --set data.limit=300 --set data.test_limit=100
+    assert_status 0
+    mapfile -t rows <"$D/m.csv"
+    [ "${#rows[@]}" -eq 3 ] || fail "want 3 lines" "$(cat "$D/m.csv")"
+    [ "${rows[0]}" = "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds" ]
+    [[ ${rows[1]} == 1,* ]]
+    [[ ${rows[2]} == 2,* ]]
+    local cols
+    cols=$(printf '%s\n' "${rows[@]}" | awk -F, '{ print NF }' | sort -u)
+    [ "$cols" = 8 ]
+    # The last epoch's test accuracy is the final line's.
+    parse_accuracy "$output"
+    [ "$(cut -d, -f5 <<<"${rows[2]}")" = "$(awk -v a="$ACC" 'BEGIN { printf "%.6f", a }')" ]
+}
+
+@test "without a terminal there is no progress bar; progress=always draws one" {
+    run --separate-stderr train_small "$D" --set data.limit=300 --set data.test_limit=100 --set train.batch_size=10
+    assert_status 0
+    [ -z "$stderr" ] || fail "stderr should be empty" "$stderr"
+    refute_contains "$output" $'\r'
+    # The opposite check, so that the one above is known to be able to fail.
+    # (A bar is drawn every 0.2 s: give it a second of work.)
+    local n=1000
+    [ "$FLAVOUR" != asan ] || n=300
+    run --separate-stderr train_small "$D" --set data.limit=$n --set data.test_limit=100 --set train.batch_size=10 \
+        --set output.progress=always --threads 1
+    assert_status 0
+    assert_contains "$stderr" $'\r'
+}
+
+@test "a model that cannot be written leaves the previous one untouched (exit 1)" {
+    run --separate-stderr train_small "$D" --set data.limit=200 --set data.test_limit=100
+    assert_status 0
+    cp "$D/m.model" "$D/good.model"
+    cp "$D/m.model.ckpt" "$D/good.ckpt"
+    # A 10 KiB file-size limit: the 25 KB model cannot be written. The trainer
+    # ignores SIGXFSZ, so write() fails with EFBIG.
+    local -a ARGS
+    small_argv "$D"
+    run --separate-stderr bash -c 'ulimit -f 10 && exec "$@"' limit "$TRAINER" train "${ARGS[@]}" \
+        --set data.limit=200 --set data.test_limit=100 --set train.seed=7
+    assert_status 1
+    assert_one_error_line "$D/m.model" "File too large"
+    assert_same_file "$D/good.model" "$D/m.model"
+    assert_same_file "$D/good.ckpt" "$D/m.model.ckpt"
+    # and no temporary file is left behind
+    run ls -A "$D"
+    refute_contains "$output" ".tmp."
+    # the good model still loads
+    run --separate-stderr "$TRAINER" eval "$D/m.model" -q
+    assert_status 0
+}
