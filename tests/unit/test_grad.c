@@ -499,12 +499,15 @@ static double net_loss(net_case *c)
     return xent_double(c->acts[c->net.nlayers], c->net.classes, c->label);
 }
 
-static void net_case_create(net_case *c, uint64_t seed)
+/* A network from the default config, or with LAYERS (INI text) over it. */
+static void net_case_create(net_case *c, const char *layers, uint64_t seed)
 {
     memset(c, 0, sizeof *c);
     config cfg;
     config_defaults(&cfg);
     tr_error err = { 0 };
+    if (layers)
+        assert_ok(config_parse_string(&cfg, layers, "layers", &err), &err);
     assert_ok(net_create(&c->net, &cfg, &err), &err);
     assert_ok(net_workspace_create(&c->ws, &c->net, &err), &err);
     net_init_params(&c->net, cfg.init, seed);
@@ -554,13 +557,12 @@ static void net_case_free(net_case *c)
     net_free(&c->net);
 }
 
-static void network_grad(void **state)
+static void check_network_grad(const char *layers, uint64_t seed, int nlayers, int ngroups)
 {
-    (void)state;
     net_case c;
-    net_case_create(&c, 5);
+    net_case_create(&c, layers, seed);
     network *net = &c.net;
-    assert_int_equal(net->nlayers, 5);
+    assert_int_equal(net->nlayers, nlayers);
     float *grad = alloc_floats(net->nparams);
     int predicted = -1;
     float loss = net_train_sample(net, net->params, &c.ws, c.label, grad, &predicted);
@@ -619,9 +621,31 @@ static void network_grad(void **state)
             free(num);
         }
     }
-    assert_int_equal(groups, 6); /* conv1, conv2 and fc, weights and bias each */
+    assert_int_equal(groups, ngroups);
     free(grad);
     net_case_free(&c);
+}
+
+/* The default network: conv1, conv2 and fc, weights and bias each. */
+static void network_grad(void **state)
+{
+    (void)state;
+    check_network_grad(NULL, 5, 5, 6);
+}
+
+/* Another stack: ReLUs not followed by a pool, an overlapping pool, a
+ * hidden dense layer with ReLU, a conv layer without activation. */
+static void network_grad_other_stack(void **state)
+{
+    (void)state;
+    check_network_grad("[model]\ninput_size = 12\n"
+                       "[layer.ca]\ntype = conv\nfilters = 4\nsize = 3\n"
+                       "[layer.cb]\ntype = conv\nfilters = 6\nsize = 3\nactivation = relu\n"
+                       "[layer.cc]\ntype = conv\nfilters = 5\nsize = 2\nactivation = none\n"
+                       "[layer.pool]\ntype = maxpool\nsize = 3\nstride = 2\n"
+                       "[layer.hidden]\ntype = dense\noutputs = 16\nactivation = relu\n"
+                       "[layer.out]\ntype = dense\noutputs = 10\n",
+                       7, 6, 10);
 }
 
 /* net_train_sample adds into GRAD (a block of samples shares one buffer)
@@ -630,7 +654,7 @@ static void network_grad_accumulates(void **state)
 {
     (void)state;
     net_case c;
-    net_case_create(&c, 6);
+    net_case_create(&c, NULL, 6);
     size_t n = c.net.nparams;
     float *g1 = alloc_floats(n), *g2 = alloc_floats(n), *before = alloc_floats(n);
     memcpy(before, c.net.params, n * sizeof(float));
@@ -659,6 +683,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(softmax_xent_grad),
     cmocka_unit_test(softmax_xent_values),
     cmocka_unit_test(network_grad),
+    cmocka_unit_test(network_grad_other_stack),
     cmocka_unit_test(network_grad_accumulates),
 };
 TEST_GROUP(grad_group, tests);

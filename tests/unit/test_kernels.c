@@ -242,6 +242,48 @@ static void maxpool_forward_matches_ref(void **state)
     }
 }
 
+/* maxpool_relu_backward equals maxpool_backward then relu_backward on the
+ * pool's input, bit for bit: on ReLU outputs (exact zeros, tied within a
+ * window) and with overlapping windows, where one input collects twice. */
+static void maxpool_relu_backward_matches_unfused(void **state)
+{
+    (void)state;
+    const int shapes_p[][5] = {
+        { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, { 3, 7, 7, 3, 2 }, { 2, 9, 8, 3, 1 }, { 1, 5, 6, 2, 2 },
+    };
+    size_t masked = 0, passed = 0;
+    for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
+        const int *p = shapes_p[k];
+        int C = p[0], H = p[1], W = p[2], K = p[3], S = p[4];
+        size_t nin = (size_t)C * H * W, nout = (size_t)C * ((H - K) / S + 1) * ((W - K) / S + 1);
+        float *in = alloc_floats(nin), *out = alloc_floats(nout), *dout = alloc_floats(nout);
+        float *fused = alloc_floats(nin), *plain = alloc_floats(nin);
+        int32_t *arg = calloc(nout, sizeof *arg);
+        assert_non_null(arg);
+        fill_uniform(in, nin, -1, 1, 2000 + k);
+        relu_forward(in, (int)nin); /* about half exact zeros */
+        fill_away_from_zero(dout, nout, 0.1f, 1, 2100 + k);
+        maxpool_forward(out, arg, in, C, H, W, K, S);
+        for (size_t i = 0; i < nin; i++)
+            fused[i] = plain[i] = 55.0f;
+        maxpool_relu_backward(fused, dout, arg, in, (int)nin, (int)nout);
+        maxpool_backward(plain, dout, arg, (int)nin, (int)nout);
+        relu_backward(plain, in, (int)nin);
+        assert_memory_equal(fused, plain, nin * sizeof(float));
+        for (size_t o = 0; o < nout; o++) {
+            masked += in[arg[o]] == 0.0f;
+            passed += in[arg[o]] > 0.0f;
+        }
+        free(in);
+        free(out);
+        free(dout);
+        free(fused);
+        free(plain);
+        free(arg);
+    }
+    assert_true(masked > 10 && passed > 10); /* both kinds of window were seen */
+}
+
 /* A window whose maximum appears more than once sends the whole gradient to
  * exactly one input: the first maximum in row-major order. */
 static void maxpool_ties_first_wins(void **state)
@@ -313,6 +355,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(conv_relu_forward_matches_ref),
     cmocka_unit_test(dense_forward_matches_ref),
     cmocka_unit_test(maxpool_forward_matches_ref),
+    cmocka_unit_test(maxpool_relu_backward_matches_unfused),
     cmocka_unit_test(maxpool_ties_first_wins),
     cmocka_unit_test(maxpool_ties_conserve_gradient),
 };
