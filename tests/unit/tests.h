@@ -67,7 +67,7 @@ void assert_ok(int rc, const tr_error *err);
 
 /* ---- files ---- */
 
-/* A fresh directory under $TMPDIR or /tmp (abort-free: fails the test). */
+/* A fresh directory under $TMPDIR, else /dev/shm, else /tmp. */
 char *tmpdir_make(void);
 /* Removes DIR and everything in it. */
 void tmpdir_remove(const char *dir);
