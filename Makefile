@@ -64,10 +64,12 @@ run: deps data
 # The suite is built twice: once with -Werror, once under AddressSanitizer
 # and UndefinedBehaviorSanitizer; both must pass.
 TEST_SRCS := $(wildcard tests/unit/*.c)
-TEST_CFLAGS := -std=c11 $(WARN) -Werror -fopenmp -g
+# The tests build for this CPU like the real binary, so they exercise the
+# same vector paths.
+TEST_CFLAGS := -std=c11 $(WARN) -Werror -fopenmp -g $(ARCH_FLAGS) -ffp-contract=fast
 ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-build/test/trainer build/test/unit_tests: CFLAGS := -O2 $(TEST_CFLAGS)
+build/test/trainer build/test/unit_tests: CFLAGS := -O3 $(TEST_CFLAGS)
 build/asan/trainer build/asan/unit_tests: CFLAGS := $(ASAN_CFLAGS) $(TEST_CFLAGS)
 
 build/%/trainer: $(SRCS) src/main.c | build/test build/asan

@@ -61,6 +61,7 @@ typedef struct {
     char model[CONFIG_PATH_MAX], checkpoint[CONFIG_PATH_MAX], metrics[CONFIG_PATH_MAX];
     int progress; /* progress_kind */
     /* [layer.*] */
+    char source[CONFIG_PATH_MAX]; /* the file last parsed, for messages; "" for built-ins */
     int nlayers;
     int layers_are_default; /* a file's first [layer.*] replaces them */
     layer_config layers[CONFIG_MAX_LAYERS];
@@ -90,6 +91,11 @@ int config_validate(const config *c, tr_error *err);
  * model file stores the rest, so where a model is written does not change
  * its bytes. */
 int config_write(const config *c, FILE *f, int with_output);
+
+/* Fails with "SOURCE:LINE: layer 'NAME': MESSAGE" (source and line when the
+ * layer came from a file), so shape errors point at the config. */
+int config_layer_fail(const config *c, const layer_config *l, tr_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* The activation a layer uses: its own, or its type's default (conv: relu,
  * dense: none). */

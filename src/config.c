@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,7 @@ typedef struct {
     config *cfg;
     const char *name; /* file name, or "--set" */
     int line;         /* line of the key being handled (0 for --set) */
+    int section_line; /* line of the last [section] header */
     int from_file;
     int err_line;     /* line of the first error in msg */
     unsigned seen[(NKEYS + 31) / 32];
@@ -214,7 +216,7 @@ static layer_config *find_or_add_layer(parse_state *ps, const char *lname)
     l->type = -1;
     l->activation = -1;
     l->lr_scale = 1.0;
-    l->line = ps->line;
+    l->line = ps->section_line ? ps->section_line : ps->line;
     return l;
 }
 
@@ -289,6 +291,11 @@ static char *read_line(char *str, int num, void *stream)
     }
     str[n] = '\0';
     ps->line++;
+    const char *p = str;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '[')
+        ps->section_line = ps->line;
     /* inih would take the rest of a line longer than its buffer as a line
      * of its own; refuse it instead. */
     if (str[n - 1] != '\n' && r->text[r->pos] != '\0') {
@@ -328,6 +335,7 @@ static int parse_text(config *c, const char *text, const char *name, tr_error *e
 
 int config_parse_string(config *c, const char *text, const char *name, tr_error *err)
 {
+    snprintf(c->source, sizeof c->source, "%s", name);
     return parse_text(c, text, name, err);
 }
 
@@ -365,6 +373,7 @@ int config_load(config *c, const char *path, tr_error *err)
     fclose(f);
     if (rc == 0) {
         text[len] = '\0';
+        snprintf(c->source, sizeof c->source, "%s", path);
         rc = parse_text(c, text, path, err);
     }
     free(text);
@@ -406,6 +415,7 @@ void config_defaults(config *c)
     tr_error err = { 0 };
     if (parse_text(c, default_layers, "built-in layers", &err) != 0)
         abort();
+    c->source[0] = '\0';
     for (int i = 0; i < c->nlayers; i++) {
         c->layers[i].line = 0;
         memset(c->layers[i].key_lines, 0, sizeof c->layers[i].key_lines);
@@ -430,36 +440,49 @@ const char *config_activation_name(int act)
     return act >= 0 && act <= ACT_RELU ? activation_names[act] : "?";
 }
 
+int config_layer_fail(const config *c, const layer_config *l, tr_error *err, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (c->source[0] && l->line > 0)
+        return tr_fail(err, TR_EINPUT, "%s:%d: layer '%s': %s", c->source, l->line, l->name, what);
+    return tr_fail(err, TR_EINPUT, "layer '%s': %s", l->name, what);
+}
+
 int config_validate(const config *c, tr_error *err)
 {
+    const char *src = c->source[0] ? c->source : "config";
     if (c->nlayers == 0)
-        return tr_fail(err, TR_EINPUT, "config: no [layer.*] sections");
+        return tr_fail(err, TR_EINPUT, "%s: no [layer.*] sections", src);
     for (int i = 0; i < c->nlayers; i++) {
         const layer_config *l = &c->layers[i];
         if (l->type < 0)
-            return tr_fail(err, TR_EINPUT, "config:%d: [layer.%s] has no 'type'", l->line, l->name);
+            return config_layer_fail(c, l, err, "no 'type'");
         for (int k = LK_FILTERS; k < LK_COUNT; k++)
-            if (l->key_lines[k] && !(layer_key_allowed[l->type] >> k & 1))
-                return tr_fail(err, TR_EINPUT, "config:%d: '%s' does not apply to %s layer '%s'",
-                               l->key_lines[k] > 0 ? l->key_lines[k] : 0, layer_keys[k].key,
-                               layer_type_names[l->type], l->name);
+            if (l->key_lines[k] && !(layer_key_allowed[l->type] >> k & 1)) {
+                layer_config at = *l;
+                at.line = l->key_lines[k];
+                return config_layer_fail(c, &at, err, "'%s' does not apply to a %s layer", layer_keys[k].key,
+                                         layer_type_names[l->type]);
+            }
         if (l->type == LAYER_CONV && (l->filters <= 0 || l->size <= 0))
-            return tr_fail(err, TR_EINPUT, "config:%d: conv layer '%s' needs 'filters' and 'size'",
-                           l->line, l->name);
+            return config_layer_fail(c, l, err, "a conv layer needs 'filters' and 'size'");
         if (l->type == LAYER_MAXPOOL && l->size <= 0)
-            return tr_fail(err, TR_EINPUT, "config:%d: maxpool layer '%s' needs 'size'", l->line, l->name);
+            return config_layer_fail(c, l, err, "a maxpool layer needs 'size'");
         if (l->type == LAYER_DENSE && l->outputs <= 0)
-            return tr_fail(err, TR_EINPUT, "config:%d: dense layer '%s' needs 'outputs'", l->line, l->name);
+            return config_layer_fail(c, l, err, "a dense layer needs 'outputs'");
     }
     const layer_config *last = &c->layers[c->nlayers - 1];
     if (last->type != LAYER_DENSE || last->outputs != c->classes)
-        return tr_fail(err, TR_EINPUT,
-                       "config:%d: the last layer ('%s') must be dense with outputs = %d (model.classes)",
-                       last->line, last->name, c->classes);
+        return config_layer_fail(c, last, err, "the last layer must be dense with outputs = %d (model.classes)",
+                                 c->classes);
     if (c->augment_shift > 0 && c->input_size > 64)
-        return tr_fail(err, TR_EINPUT, "config: data.augment_shift needs model.input_size <= 64");
+        return tr_fail(err, TR_EINPUT, "%s: data.augment_shift needs model.input_size <= 64", src);
     if (c->batch_size > 0 && c->limit > 0 && c->limit < c->batch_size)
-        return tr_fail(err, TR_EINPUT, "config: data.limit (%lld) is smaller than train.batch_size (%d)",
+        return tr_fail(err, TR_EINPUT, "%s: data.limit (%lld) is smaller than train.batch_size (%d)", src,
                        (long long)c->limit, c->batch_size);
     return 0;
 }

@@ -13,19 +13,6 @@
  * arithmetic inside the kernels cannot overflow. */
 #define NET_MAX_SIZE ((size_t)1 << 28)
 
-__attribute__((format(printf, 3, 4)))
-static int layer_fail(tr_error *err, const layer_config *lc, const char *fmt, ...)
-{
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    if (lc->line > 0)
-        return tr_fail(err, TR_EINPUT, "config:%d: layer '%s': %s", lc->line, lc->name, what);
-    return tr_fail(err, TR_EINPUT, "layer '%s': %s", lc->name, what);
-}
-
 int net_create(network *net, const config *cfg, tr_error *err)
 {
     memset(net, 0, sizeof *net);
@@ -48,9 +35,9 @@ int net_create(network *net, const config *cfg, tr_error *err)
         switch (lc->type) {
         case LAYER_CONV:
             if (flat)
-                return layer_fail(err, lc, "a conv layer cannot follow a dense layer");
+                return config_layer_fail(cfg, lc, err, "a conv layer cannot follow a dense layer");
             if (lc->size > h || lc->size > w)
-                return layer_fail(err, lc, "kernel %d is larger than its %dx%d input", lc->size, h, w);
+                return config_layer_fail(cfg, lc, err, "kernel %d is larger than its %dx%d input", lc->size, h, w);
             l->k = lc->size;
             l->out_c = lc->filters;
             l->out_h = h - lc->size + 1;
@@ -61,9 +48,9 @@ int net_create(network *net, const config *cfg, tr_error *err)
         case LAYER_MAXPOOL: {
             int s = lc->stride > 0 ? lc->stride : lc->size;
             if (flat)
-                return layer_fail(err, lc, "a maxpool layer cannot follow a dense layer");
+                return config_layer_fail(cfg, lc, err, "a maxpool layer cannot follow a dense layer");
             if (lc->size > h || lc->size > w)
-                return layer_fail(err, lc, "window %d is larger than its %dx%d input", lc->size, h, w);
+                return config_layer_fail(cfg, lc, err, "window %d is larger than its %dx%d input", lc->size, h, w);
             l->k = lc->size;
             l->s = s;
             l->out_c = c;
@@ -82,12 +69,12 @@ int net_create(network *net, const config *cfg, tr_error *err)
         l->in_size = (size_t)l->in_c * l->in_h * l->in_w;
         l->out_size = (size_t)l->out_c * l->out_h * l->out_w;
         if (l->out_size > NET_MAX_SIZE || l->nweights > NET_MAX_SIZE)
-            return layer_fail(err, lc, "too large (%d x %d x %d outputs)", l->out_c, l->out_h, l->out_w);
+            return config_layer_fail(cfg, lc, err, "too large (%d x %d x %d outputs)", l->out_c, l->out_h, l->out_w);
         l->w_off = off;
         l->b_off = off + l->nweights;
         off += l->nweights + l->nbias;
         if (off > NET_MAX_SIZE)
-            return layer_fail(err, lc, "the network has too many parameters");
+            return config_layer_fail(cfg, lc, err, "the network has too many parameters");
         c = l->out_c;
         h = l->out_h;
         w = l->out_w;

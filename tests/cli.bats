@@ -106,7 +106,6 @@ setup() {
 }
 
 @test "a config whose layers do not fit exits 2 naming FILE:LINE and the layer" {
-    skip "config.c:460-486 and network.c:25 say 'config:LINE' instead of the config file's name"
     printf '[layer.c]\ntype = conv\nfilters = 4\nsize = 30\n[layer.fc]\ntype = dense\noutputs = 10\n' >"$D/shape.ini"
     printf '[layer.fc]\ntype = dense\noutputs = 7\n' >"$D/classes.ini"
     run --separate-stderr "$TRAINER" train "$D/shape.ini" --set "output.model=$D/m.model"
