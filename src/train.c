@@ -1,9 +1,13 @@
 #include "train.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "checkpoint.h"
 #include "data.h"
@@ -185,61 +189,147 @@ static void update_range(run *r, size_t c0, size_t c1, float lr)
  * each thread gets several. */
 #define TRAIN_CHUNK 512
 
-/* One mini-batch of BS samples starting at order[start], in one parallel
- * region: gradients per block, then a fixed-order reduction and the
- * optimizer step, both split by parameter chunk. */
-static void train_batch(run *r, size_t start, size_t bs, uint64_t epoch, float lr)
+/* ---- Scheduling the batches of one epoch ----
+ *
+ * One parallel region per epoch. Thread 0 runs the batch loop; for each
+ * batch it publishes a generation number, and every thread that sees it
+ * claims blocks of samples, then (once all blocks are done) reduction
+ * chunks, from shared counters. No thread ever waits for another to
+ * arrive: a thread that the OS has descheduled (the cores are shared)
+ * simply claims nothing, and thread 0 does the work itself, where a
+ * barrier would stall the batch until the sleeper ran. Which thread runs a
+ * block or a chunk changes nothing: a block's gradient goes to its own
+ * slot, and each chunk sums the slots in block order.
+ *
+ * A counter holds the generation in its high 32 bits and the next index in
+ * the low 32, so a claim made for an old batch fails instead of taking work
+ * of the new one. Thread 0 starts a new batch only after every claimed
+ * block and chunk of the last one is reported done. */
+typedef struct {
+    _Atomic uint32_t gen;                 /* the batch being worked on */
+    _Atomic int quit;                     /* the epoch is over */
+    _Atomic uint64_t next_block, next_chunk;
+    _Atomic uint32_t done_blocks, done_chunks;
+    /* The batch, written by thread 0 before it publishes gen. */
+    size_t start, bs, per;
+    uint32_t nblocks, nchunks;
+    uint64_t epoch;
+    float lr;
+} batch_sched;
+
+static int claim(_Atomic uint64_t *ctr, uint32_t gen, uint32_t n, uint32_t *idx)
+{
+    uint64_t old = atomic_load_explicit(ctr, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(old >> 32) != gen || (uint32_t)old >= n)
+            return 0;
+        if (atomic_compare_exchange_weak_explicit(ctr, &old, old + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *idx = (uint32_t)old;
+            return 1;
+        }
+    }
+}
+
+/* Waiting without burning a shared core: spin briefly, then yield, then
+ * sleep 20 us at a time. */
+static void backoff(unsigned *spins)
+{
+    if (++*spins < 256)
+        return;
+    if (*spins < 1024) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = { 0, 20000 };
+    nanosleep(&ts, NULL);
+}
+
+static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *ws)
 {
     const config *cfg = r->cfg;
     const network *net = &r->net;
-    const size_t nparams = net->nparams, stride = r->slot_stride;
+    float *slot = r->slots + k * r->slot_stride;
+    memset(slot, 0, net->nparams * sizeof(float));
+    size_t end = (k + 1) * b->per < b->bs ? (k + 1) * b->per : b->bs;
+    for (size_t s = k * b->per; s < end; s++) {
+        size_t idx = r->order[b->start + s];
+        int dx, dy, predicted;
+        data_augment_shift((uint64_t)cfg->seed, b->epoch, idx, cfg->augment_shift, &dx, &dy);
+        data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
+        int label = r->train.labels[idx];
+        r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
+        r->hits[s] = predicted == label;
+    }
+}
+
+/* grad[c0, c1) = the slots summed in block order, over the batch size;
+ * then those parameters step. */
+static void run_chunk(run *r, const batch_sched *b, uint32_t c)
+{
+    const size_t nparams = r->net.nparams, stride = r->slot_stride;
+    size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
+    const float inv = 1.0f / (float)b->bs;
+    float *restrict g = r->grad;
+    for (size_t j = c0; j < c1; j++)
+        g[j] = r->slots[j];
+    for (size_t k = 1; k < b->nblocks; k++) {
+        const float *restrict sl = r->slots + k * stride;
+        for (size_t j = c0; j < c1; j++)
+            g[j] += sl[j];
+    }
+    for (size_t j = c0; j < c1; j++)
+        g[j] *= inv;
+    update_range(r, c0, c1, b->lr);
+}
+
+/* Whatever of batch GEN this thread can still claim. */
+static void work_on(run *r, batch_sched *b, uint32_t gen, net_workspace *ws)
+{
+    uint32_t k;
+    while (claim(&b->next_block, gen, b->nblocks, &k)) {
+        run_block(r, b, k, ws);
+        atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
+    }
+    unsigned spins = 0;
+    while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->nblocks) {
+        if (atomic_load_explicit(&b->gen, memory_order_acquire) != gen)
+            return;
+        backoff(&spins);
+    }
+    while (claim(&b->next_chunk, gen, b->nchunks, &k)) {
+        run_chunk(r, b, k);
+        atomic_fetch_add_explicit(&b->done_chunks, 1, memory_order_acq_rel);
+    }
+}
+
+/* Thread 0: one mini-batch of BS samples starting at order[start]. */
+static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_t epoch, float lr,
+                        net_workspace *ws)
+{
     size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
     const size_t per = (bs + nblocks - 1) / nblocks;
     nblocks = (bs + per - 1) / per;
-    const float inv = 1.0f / (float)bs;
-    const size_t nchunks = (nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK;
+    uint32_t gen = atomic_load_explicit(&b->gen, memory_order_relaxed) + 1;
 
     optim_begin_step(&r->opt);
-#pragma omp parallel num_threads(r->nthreads)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        net_workspace *ws = &r->ws[tid];
-#pragma omp for schedule(dynamic, 1)
-        for (size_t k = 0; k < nblocks; k++) {
-            float *slot = r->slots + k * stride;
-            memset(slot, 0, nparams * sizeof(float));
-            size_t end = (k + 1) * per < bs ? (k + 1) * per : bs;
-            for (size_t s = k * per; s < end; s++) {
-                size_t idx = r->order[start + s];
-                int dx, dy, predicted;
-                data_augment_shift((uint64_t)cfg->seed, epoch, idx, cfg->augment_shift, &dx, &dy);
-                data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
-                int label = r->train.labels[idx];
-                r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
-                r->hits[s] = predicted == label;
-            }
-        }
-        /* (barrier) Every grad[j] adds the blocks in block order, whichever
-         * thread owns j; then that chunk's parameters step. */
-#pragma omp for schedule(static)
-        for (size_t c = 0; c < nchunks; c++) {
-            size_t c0 = c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
-            float *restrict g = r->grad;
-            for (size_t j = c0; j < c1; j++)
-                g[j] = r->slots[j];
-            for (size_t k = 1; k < nblocks; k++) {
-                const float *restrict sl = r->slots + k * stride;
-                for (size_t j = c0; j < c1; j++)
-                    g[j] += sl[j];
-            }
-            for (size_t j = c0; j < c1; j++)
-                g[j] *= inv;
-            update_range(r, c0, c1, lr);
-        }
-    }
+    b->start = start;
+    b->bs = bs;
+    b->per = per;
+    b->nblocks = (uint32_t)nblocks;
+    b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
+    b->epoch = epoch;
+    b->lr = lr;
+    atomic_store_explicit(&b->done_blocks, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->done_chunks, 0, memory_order_relaxed);
+    atomic_store_explicit(&b->next_chunk, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&b->next_block, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&b->gen, gen, memory_order_release);
+
+    work_on(r, b, gen, ws);
+    unsigned spins = 0;
+    while (atomic_load_explicit(&b->done_chunks, memory_order_acquire) < b->nchunks)
+        backoff(&spins);
 
     for (size_t s = 0; s < bs; s++) {
         r->state.loss_sum += r->losses[s];
@@ -247,6 +337,23 @@ static void train_batch(run *r, size_t start, size_t bs, uint64_t epoch, float l
     }
     r->state.seen += bs;
     r->state.step++;
+}
+
+/* The other threads: work on each new batch until the epoch ends. */
+static void train_helper(run *r, batch_sched *b, net_workspace *ws)
+{
+    uint32_t seen = atomic_load_explicit(&b->gen, memory_order_acquire);
+    unsigned spins = 0;
+    while (!atomic_load_explicit(&b->quit, memory_order_acquire)) {
+        uint32_t gen = atomic_load_explicit(&b->gen, memory_order_acquire);
+        if (gen != seen) {
+            seen = gen;
+            work_on(r, b, gen, ws);
+            spins = 0;
+        } else {
+            backoff(&spins);
+        }
+    }
 }
 
 static int write_metrics_header(FILE *f)
@@ -334,33 +441,60 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         double t0 = timer_now(), last_progress = t0;
         size_t done_before = (size_t)(r.state.batch * B);
         float lr = 0.0f;
-        for (uint64_t b = r.state.batch; b < nbatches; b++) {
-            if (opts->stop && *opts->stop) {
-                r.state.epoch = epoch;
-                r.state.batch = b;
-                if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
-                    goto out;
-                res->interrupted_by = (int)*opts->stop;
-                rc = 0;
+        /* Thread 0 runs the batches; the others help (see batch_sched). The
+         * loop cannot leave the parallel region early, so a stop or a
+         * divergence is recorded and handled after it. */
+        uint64_t stop_at = UINT64_MAX, diverged_at = UINT64_MAX;
+        batch_sched sched;
+        memset(&sched, 0, sizeof sched);
+#pragma omp parallel num_threads(r.nthreads)
+        {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            if (tid != 0) {
+                train_helper(&r, &sched, &r.ws[tid]);
+            } else {
+                for (uint64_t b = r.state.batch; b < nbatches; b++) {
+                    if (opts->stop && *opts->stop) {
+                        stop_at = b;
+                        break;
+                    }
+                    size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
+                    lr = (float)schedule_lr(cfg, r.state.step, nbatches);
+                    train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    if (!isfinite(r.state.loss_sum)) {
+                        diverged_at = b;
+                        break;
+                    }
+                    double now = timer_now();
+                    if (opts->obs.on_progress && now - last_progress > 0.2) {
+                        last_progress = now;
+                        size_t done = start + bs;
+                        opts->obs.on_progress(opts->obs.user, done, r.ntrain,
+                                              (double)(done - done_before) / (now - t0));
+                    }
+                }
+                atomic_store_explicit(&sched.quit, 1, memory_order_release);
+            }
+        }
+        if (stop_at != UINT64_MAX) {
+            r.state.epoch = epoch;
+            r.state.batch = stop_at;
+            if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
                 goto out;
-            }
-            size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
-            lr = (float)schedule_lr(cfg, r.state.step, nbatches);
-            train_batch(&r, start, bs, epoch, lr);
-            if (!isfinite(r.state.loss_sum)) {
-                tr_fail(err, TR_ERUNTIME,
-                        "training diverged in epoch %llu, batch %llu (step %llu): the loss is not finite; "
-                        "try a lower train.lr (now %g). The last good checkpoint is %s",
-                        (unsigned long long)epoch + 1, (unsigned long long)b + 1,
-                        (unsigned long long)r.state.step, cfg->lr, r.ckpt_path);
-                goto out;
-            }
-            double now = timer_now();
-            if (opts->obs.on_progress && now - last_progress > 0.2) {
-                last_progress = now;
-                size_t done = start + bs;
-                opts->obs.on_progress(opts->obs.user, done, r.ntrain, (double)(done - done_before) / (now - t0));
-            }
+            res->interrupted_by = (int)*opts->stop;
+            rc = 0;
+            goto out;
+        }
+        if (diverged_at != UINT64_MAX) {
+            tr_fail(err, TR_ERUNTIME,
+                    "training diverged in epoch %llu, batch %llu (step %llu): the loss is not finite; "
+                    "try a lower train.lr (now %g). The last good checkpoint is %s",
+                    (unsigned long long)epoch + 1, (unsigned long long)diverged_at + 1,
+                    (unsigned long long)r.state.step, cfg->lr, r.ckpt_path);
+            goto out;
         }
         double train_secs = timer_now() - t0;
         res->train_seconds += train_secs;
