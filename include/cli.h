@@ -10,13 +10,15 @@
 #define CLI_MAX_SETS 64
 #define CLI_MAX_INPUTS 1024
 
-typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_HELP, CMD_VERSION } cli_command;
+typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION } cli_command;
 
 typedef struct {
     cli_command cmd;
     const char *config; /* train: CONFIG or NULL for the default one */
     const char *model;  /* eval, predict */
     const char *resume;
+    const char *metrics; /* report: metrics CSV */
+    const char *out;     /* report: output folder */
     const char *sets[CLI_MAX_SETS];
     int nsets;
     const char *inputs[CLI_MAX_INPUTS]; /* predict */
@@ -29,6 +31,7 @@ typedef struct {
 int cli_train(const cli_args *a);
 int cli_eval(const cli_args *a);
 int cli_predict(const cli_args *a);
+int cli_report(const cli_args *a);
 void cli_usage(FILE *f);
 int cli_version(void);
 

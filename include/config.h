@@ -60,6 +60,7 @@ typedef struct {
     /* [output] */
     char model[CONFIG_PATH_MAX], checkpoint[CONFIG_PATH_MAX], metrics[CONFIG_PATH_MAX];
     int progress; /* progress_kind */
+    char report[CONFIG_PATH_MAX]; /* HTML report folder written after training; "" = none */
     /* [layer.*] */
     char source[CONFIG_PATH_MAX]; /* the file last parsed, for messages; "" for built-ins */
     int nlayers;

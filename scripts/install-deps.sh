@@ -7,7 +7,7 @@ set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev ca-certificates"
 case "${1:-}" in
-    --test) pkgs="$pkgs libcmocka-dev bats" ;;
+    --test) pkgs="$pkgs libcmocka-dev bats python3" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 

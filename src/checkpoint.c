@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -203,6 +204,33 @@ int make_parent_dirs(const char *path, tr_error *err)
         *p = '/';
     }
     return 0;
+}
+
+int output_lock(const char *model_path, tr_error *err)
+{
+    char path[CONFIG_PATH_MAX + 8];
+    if (snprintf(path, sizeof path, "%s.lock", model_path) >= (int)sizeof path)
+        return tr_fail(err, TR_EINPUT, "%s: path too long", model_path);
+    if (make_parent_dirs(path, err) != 0)
+        return -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: cannot open lock file: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        return tr_fail(err, TR_ERUNTIME, "%s: another trainer%s%s is writing this model; wait for it or set "
+                       "output.model", model_path, pid[0] ? " (pid " : "", pid[0] ? strcat(pid, ")") : "");
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
+        /* The lock holds without the pid; the pid only makes the message nicer. */
+    }
+    return 0; /* fd stays open: the lock lasts until the process exits */
 }
 
 /* ---- the format ---- */

@@ -17,6 +17,7 @@
 #include "layers.h"
 #include "network.h"
 #include "pgm.h"
+#include "report.h"
 #include "threads.h"
 #include "timer.h"
 #include "train.h"
@@ -37,7 +38,7 @@ int cli_error(int code, const char *fmt, ...)
     return code;
 }
 
-static int report(const tr_error *err)
+static int fail_with(const tr_error *err)
 {
     return cli_error(err->code ? err->code : TR_ERUNTIME, "%s", err->msg);
 }
@@ -48,6 +49,7 @@ void cli_usage(FILE *f)
           "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz]...\n"
+          "  trainer report MODEL [--metrics CSV] [--out DIR]\n"
           "  trainer --help | --version\n"
           "\n"
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
@@ -57,6 +59,8 @@ void cli_usage(FILE *f)
           "eval     accuracy, per-class precision/recall and the confusion matrix of MODEL on\n"
           "         the test set recorded in it; ends with 'accuracy: A (CORRECT/TOTAL)'.\n"
           "predict  the class and probabilities of each image (PGM, or every image of an IDX file).\n"
+          "report   an HTML report in DIR (default: MODEL's folder/report): training curves from\n"
+          "         the metrics CSV, kernels, feature maps, confusion matrix, misclassified images.\n"
           "\n"
           "options:\n"
           "  --set SECTION.KEY=VALUE  override a config key (layers: layer.NAME.KEY); repeatable\n"
@@ -192,8 +196,10 @@ int cli_train(const cli_args *a)
     config_defaults(&cfg);
     if ((path && config_load(&cfg, path, &err) != 0) || apply_sets(&cfg, a, &err) != 0 ||
         config_validate(&cfg, &err) != 0)
-        return report(&err);
+        return fail_with(&err);
 
+    if (output_lock(cfg.model, &err) != 0)
+        return fail_with(&err);
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -217,7 +223,7 @@ int cli_train(const cli_args *a)
                            .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
     if (train_run(&cfg, &opts, &res, &err) != 0)
-        return report(&err);
+        return fail_with(&err);
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
@@ -240,8 +246,33 @@ int cli_train(const cli_args *a)
     if (!a->quiet)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
+    if (cfg.report[0]) {
+        report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, cfg.report, NULL, 0, a->threads };
+        if (report_write(&ro, &err) != 0)
+            return fail_with(&err);
+        if (!a->quiet)
+            printf("report: %s/report.html\n", cfg.report);
+    }
     if (res.test_total)
         printf("accuracy: %.4f (%zu/%zu)\n", res.test_acc, res.test_correct, res.test_total);
+    return 0;
+}
+
+int cli_report(const cli_args *a)
+{
+    char out[PATH_MAX];
+    if (a->out) {
+        snprintf(out, sizeof out, "%s", a->out);
+    } else {
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof copy, "%s", a->model);
+        snprintf(out, sizeof out, "%s/report", dirname(copy));
+    }
+    report_options ro = { a->model, a->metrics, out, a->sets, a->nsets, a->threads };
+    tr_error err = { 0 };
+    if (report_write(&ro, &err) != 0)
+        return fail_with(&err);
+    printf("report: %s/report.html\n", out);
     return 0;
 }
 
@@ -271,24 +302,24 @@ int cli_eval(const cli_args *a)
     eval_result res;
     tr_error err = { 0 };
     if (load_model(a, &cfg, &net, &err) != 0)
-        return report(&err);
+        return fail_with(&err);
     int rc = 0, nthreads = threads_resolve(a->threads);
     net_workspace *ws = NULL;
     if (dataset_load(&test, cfg.test_images, cfg.test_labels, (unsigned)cfg.classes,
                      (size_t)cfg.test_limit, &err) != 0) {
         net_free(&net);
-        return report(&err);
+        return fail_with(&err);
     }
     if (test.rows != (uint32_t)cfg.input_size || test.cols != (uint32_t)cfg.input_size) {
         tr_fail(&err, TR_EINPUT, "%s: images are %ux%u but the model takes %dx%d", cfg.test_images, test.rows,
                 test.cols, cfg.input_size, cfg.input_size);
-        rc = report(&err);
+        rc = fail_with(&err);
         goto out;
     }
     double t0 = timer_now();
     if (!(ws = net_workspaces_create(&net, nthreads, &err)) ||
         eval_dataset(&net, &test, 0, test.count, cfg.normalize, ws, nthreads, &res, NULL, NULL, &err) != 0) {
-        rc = report(&err);
+        rc = fail_with(&err);
         goto out;
     }
     double secs = timer_now() - t0;
@@ -352,10 +383,10 @@ int cli_predict(const cli_args *a)
     net_workspace ws;
     tr_error err = { 0 };
     if (load_model(a, &cfg, &net, &err) != 0)
-        return report(&err);
+        return fail_with(&err);
     if (net_workspace_create(&ws, &net, &err) != 0) {
         net_free(&net);
-        return report(&err);
+        return fail_with(&err);
     }
     float probs[256];
     uint32_t want = (uint32_t)cfg.input_size;
@@ -369,11 +400,11 @@ int cli_predict(const cli_args *a)
         const uint8_t *pixels = NULL;
         int is_pgm = 0;
         if (idx_slurp(path, &data, &len, &err) != 0)
-            rc = report(&err);
+            rc = fail_with(&err);
         else if ((is_pgm = pgm_sniff(data, len)) && pgm_parse(path, data, len, &img, &rows, &cols, &err) != 0)
-            rc = report(&err);
+            rc = fail_with(&err);
         else if (!is_pgm && idx_parse_images(path, data, len, &count, &rows, &cols, &pixels, &err) != 0)
-            rc = report(&err);
+            rc = fail_with(&err);
         else if (rows != want || cols != want)
             rc = cli_error(TR_EINPUT, "%s: images are %ux%u, the model takes %ux%u", path, cols, rows, want, want);
         for (size_t j = 0; rc == 0 && j < count; j++) {

@@ -66,6 +66,7 @@ static const key_spec keys[] = {
     { "output", "checkpoint", K_PATH, F(checkpoint), 0, 0, NULL, "" },
     { "output", "metrics", K_PATH, F(metrics), 0, 0, NULL, "models/mnist.metrics.csv" },
     { "output", "progress", K_ENUM, F(progress), 0, 0, progress_names, "auto" },
+    { "output", "report", K_PATH, F(report), 0, 0, NULL, "" },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

@@ -15,48 +15,67 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
+/* Matches "--NAME VALUE" and "--NAME=VALUE". Returns 1 on a match, with
+ * *value set (NULL when the value is missing) and *i moved past it. */
+static int option(const char *name, int argc, char **argv, int *i, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    static const struct {
+        const char *word;
+        cli_command cmd;
+    } commands[] = { { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "predict", CMD_PREDICT },
+                     { "report", CMD_REPORT }, { "help", CMD_HELP } };
     cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0] };
     int i = 1;
-    if (i < argc) {
-        if (!strcmp(argv[i], "train"))
-            a.cmd = CMD_TRAIN, i++;
-        else if (!strcmp(argv[i], "eval"))
-            a.cmd = CMD_EVAL, i++;
-        else if (!strcmp(argv[i], "predict"))
-            a.cmd = CMD_PREDICT, i++;
-        else if (!strcmp(argv[i], "help"))
-            a.cmd = CMD_HELP, i++;
-    }
+    for (size_t c = 0; i < argc && c < sizeof commands / sizeof commands[0]; c++)
+        if (!strcmp(argv[i], commands[c].word)) {
+            a.cmd = commands[c].cmd;
+            i++;
+            break;
+        }
     const char *positional[CLI_MAX_INPUTS + 1];
     int npos = 0;
     for (; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *arg = argv[i], *v = NULL;
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             a.cmd = CMD_HELP;
         } else if (!strcmp(arg, "-V") || !strcmp(arg, "--version")) {
             a.cmd = CMD_VERSION;
         } else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
             a.quiet = 1;
-        } else if (!strcmp(arg, "--set") || !strncmp(arg, "--set=", 6)) {
-            const char *v = arg[5] == '=' ? arg + 6 : val;
+        } else if (option("--set", argc, argv, &i, &v)) {
             if (!v)
                 return cli_error(TR_EINPUT, "--set needs section.key=value (see --help)");
             if (a.nsets == CLI_MAX_SETS)
                 return cli_error(TR_EINPUT, "more than %d --set options", CLI_MAX_SETS);
             a.sets[a.nsets++] = v;
-            i += arg[5] != '=';
-        } else if (!strcmp(arg, "--resume") || !strncmp(arg, "--resume=", 9)) {
-            a.resume = arg[8] == '=' ? arg + 9 : val;
+        } else if (option("--resume", argc, argv, &i, &a.resume)) {
             if (!a.resume)
                 return cli_error(TR_EINPUT, "--resume needs a checkpoint path");
-            i += arg[8] != '=';
-        } else if (!strcmp(arg, "--threads") || !strcmp(arg, "-j")) {
-            if (!val || parse_int(val, &a.threads) != 0)
+        } else if (option("--metrics", argc, argv, &i, &a.metrics)) {
+            if (!a.metrics)
+                return cli_error(TR_EINPUT, "--metrics needs a CSV path");
+        } else if (option("--out", argc, argv, &i, &a.out)) {
+            if (!a.out)
+                return cli_error(TR_EINPUT, "--out needs a folder");
+        } else if (option("--threads", argc, argv, &i, &v) || option("-j", argc, argv, &i, &v)) {
+            if (!v || parse_int(v, &a.threads) != 0)
                 return cli_error(TR_EINPUT, "%s needs a thread count from 1 to 4096", arg);
-            i++;
         } else if (arg[0] == '-' && arg[1]) {
             return cli_error(TR_EINPUT, "unknown option '%s' (see --help)", arg);
         } else {
@@ -81,6 +100,11 @@ int main(int argc, char **argv)
             return cli_error(TR_EINPUT, "usage: trainer eval MODEL [--set data.test_images=PATH ...]");
         a.model = positional[0];
         return cli_eval(&a);
+    case CMD_REPORT:
+        if (npos != 1)
+            return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--out DIR]");
+        a.model = positional[0];
+        return cli_report(&a);
     case CMD_PREDICT:
         if (npos < 2)
             return cli_error(TR_EINPUT, "usage: trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz] ...");

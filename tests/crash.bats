@@ -65,3 +65,23 @@ train() { # dir, extra args...
     [[ "$output" == *"lower train.lr"* ]]
     cmp "$W/d/m.model.ckpt" "$W/good.ckpt"
 }
+
+@test "a second trainer on the same output.model is refused while the first runs" {
+    mkdir -p "$W/l"
+    train "$W/l" --set train.epochs=50 > /dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        [ -s "$W/l/m.model.lock" ] && break
+        sleep 0.1
+    done
+    holder=$(cat "$W/l/m.model.lock")
+    run train "$W/l" --set train.epochs=1
+    kill -TERM "$holder"
+    wait $pid || true
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"m.model: another trainer (pid $holder) is writing this model"* ]]
+    [ "${#lines[@]}" -eq 1 ]
+    # once the first has gone, the lock is free again
+    run train "$W/l" --set train.epochs=1
+    [ "$status" -eq 0 ]
+}
