@@ -208,6 +208,12 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
         xmax = xmin + 1;
     if (ymax <= ymin)
         ymax = ymin + 1;
+    /* Round the y range out to a 1-2-5 step, so the ticks read well. */
+    double raw = (ymax - ymin) / 5, mag = pow(10, floor(log10(raw))), frac = raw / mag;
+    double ystep = (frac <= 1 ? 1 : frac <= 2 ? 2 : frac <= 5 ? 5 : 10) * mag;
+    ymin = floor(ymin / ystep + 1e-9) * ystep;
+    ymax = ceil(ymax / ystep - 1e-9) * ystep;
+    int nticks = (int)lround((ymax - ymin) / ystep);
 #define PX(v) (L + ((v) - xmin) / (xmax - xmin) * (W - L - R))
 #define PY(v) (H - B - ((v) - ymin) / (ymax - ymin) * (H - T - B))
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -216,8 +222,8 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
                "text-anchor=\"middle\" font-size=\"15\">", W / 2);
     xml_text(f, title);
     fputs("</text>\n", f);
-    for (int t = 0; t <= 5; t++) {
-        double v = ymin + (ymax - ymin) * t / 5;
+    for (int t = 0; t <= nticks; t++) {
+        double v = ymin + ystep * t;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(v), W - R, PY(v));
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", L - 6, PY(v) + 4, v);
     }
@@ -253,14 +259,12 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
 static int curves(const metrics *m, const char *dir, tr_error *err)
 {
     char path[CONFIG_PATH_MAX + 64];
-    double lo = m->n ? m->loss[0] : 0, hi = lo;
-    for (int i = 0; i < m->n; i++) {
-        lo = m->loss[i] < lo ? m->loss[i] : lo;
+    double hi = 0;
+    for (int i = 0; i < m->n; i++)
         hi = m->loss[i] > hi ? m->loss[i] : hi;
-    }
     series loss = { "train loss", "#d62728", m->loss };
     snprintf(path, sizeof path, "%s/loss.svg", dir);
-    if (line_chart(path, "Training loss per epoch", "cross-entropy", m->epoch, m->n, &loss, 1, 0, hi * 1.05, err))
+    if (line_chart(path, "Training loss per epoch", "cross-entropy", m->epoch, m->n, &loss, 1, 0, hi, err))
         return -1;
     static double tr[1024], va[1024], te[1024];
     double amin = 100;
@@ -277,9 +281,8 @@ static int curves(const metrics *m, const char *dir, tr_error *err)
     }
     series acc[3] = { { "train", "#1f77b4", tr }, { "test", "#2ca02c", te }, { "validation", "#ff7f0e", va } };
     snprintf(path, sizeof path, "%s/accuracy.svg", dir);
-    (void)lo;
     return line_chart(path, "Accuracy per epoch", "accuracy (%)", m->epoch, m->n, acc, has_val ? 3 : 2,
-                      floor(amin - 0.5), 100, err);
+                      amin, 100, err);
 }
 
 /* ---- the page ---- */
