@@ -21,6 +21,9 @@
 #   BENCH_BATCHES="16 64 512"
 #   BENCH_REPEATS=3       runs per cell; the median is reported
 #   BENCH_LIMIT=N         training images per epoch (default all; quick 15000)
+#   BENCH_CONFIG=PATH     base config of the throughput runs (default
+#                         configs/default.ini; give an older one to a baseline
+#                         that does not know newer keys)
 #   BENCH_SKIP_FAST=1     skip the time-to-99% run
 #   CC                    compiler for the peak loop (default cc)
 set -euo pipefail
@@ -28,6 +31,7 @@ export LC_ALL=C
 
 cd "$(dirname "$0")/.."
 TRAINER=${BENCH_TRAINER:-./trainer}
+CONFIG=${BENCH_CONFIG:-configs/default.ini}
 BASELINE=${BENCH_BASELINE:-}
 NPROC=$(nproc 2>/dev/null || echo 1)
 QUICK=${BENCH_QUICK:-0}
@@ -66,7 +70,7 @@ minmax() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f..%.
 train_once() {
     local bin=$1 t=$2 bs=$3 tag=$4
     shift 4
-    OMP_NUM_THREADS=$t "$bin" configs/default.ini --threads "$t" \
+    OMP_NUM_THREADS=$t "$bin" "$CONFIG" --threads "$t" \
         --set train.epochs=1 --set train.batch_size="$bs" --set data.limit="$LIMIT" \
         --set data.test_limit=1000 --set output.progress=never \
         --set output.model="$TMP/$tag.model" --set output.metrics="$TMP/$tag.csv" "$@" \
@@ -171,7 +175,7 @@ done
 # ---- evaluation and loading ----
 EVALS=()
 for r in $(seq "$REPEATS"); do
-    OMP_NUM_THREADS=$NPROC "$TRAINER" configs/default.ini --set train.epochs=1 --set data.limit=2000 \
+    OMP_NUM_THREADS=$NPROC "$TRAINER" "$CONFIG" --set train.epochs=1 --set data.limit=2000 \
         --set data.test_limit=0 --set output.progress=never --set output.model="$TMP/ev.model" \
         --set output.metrics= >"$TMP/ev.out" 2>&1 || { cat "$TMP/ev.out" >&2; exit 1; }
     EVALS+=("$(eval_of ev)")
