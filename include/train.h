@@ -6,7 +6,10 @@
  * blocks of samples, a cut that depends only on the batch size. Each block's
  * gradient is summed in sample order into its own buffer, whichever thread
  * runs it, and the buffers are summed in block order. The model bytes are
- * therefore the same for any thread count. */
+ * therefore the same for any thread count. Threads claim blocks (and then
+ * reduction chunks) from shared counters rather than meeting at barriers,
+ * so a thread the OS has descheduled delays nothing: which thread runs
+ * what varies from run to run, the bytes do not. */
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
