@@ -22,6 +22,7 @@ train() { # dir, extra args...
         --set "output.metrics=$d/m.csv" -q "$@"
 }
 
+
 @test "20 SIGKILLs at random moments: the checkpoint always loads, resume matches an uninterrupted run" {
     mkdir -p "$W/ref" "$W/k"
     train "$W/ref"
@@ -34,7 +35,8 @@ train() { # dir, extra args...
     while [ $kills -lt 20 ]; do
         resume=()
         [ -f "$W/k/m.model.ckpt" ] && resume=(--resume "$W/k/m.model.ckpt")
-        train "$W/k" "${resume[@]}" > /dev/null 2>&1 &
+        ( exec "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/k/m.model" \
+            --set "output.metrics=$W/k/m.csv" -q "${resume[@]}" > /dev/null 2>&1 ) &
         pid=$!
         delay_ms=$(( RANDOM % (span_ms / 3 + 1) + 5 ))
         sleep "$(printf '0.%03d' $((delay_ms % 1000)))"
@@ -68,18 +70,18 @@ train() { # dir, extra args...
 
 @test "a second trainer on the same output.model is refused while the first runs" {
     mkdir -p "$W/l"
-    train "$W/l" --set train.epochs=50 > /dev/null 2>&1 &
+    ( exec "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/l/m.model" \
+        --set "output.metrics=$W/l/m.csv" -q --set train.epochs=50 > /dev/null 2>&1 ) &
     pid=$!
     for _ in $(seq 100); do
         [ -s "$W/l/m.model.lock" ] && break
         sleep 0.1
     done
-    holder=$(cat "$W/l/m.model.lock")
     run train "$W/l" --set train.epochs=1
-    kill -TERM "$holder"
+    kill -TERM $pid
     wait $pid || true
     [ "$status" -eq 1 ]
-    [[ "$output" == *"m.model: another trainer (pid $holder) is writing this model"* ]]
+    [[ "$output" == *"m.model: another trainer (pid $pid) is writing this model"* ]]
     [ "${#lines[@]}" -eq 1 ]
     # once the first has gone, the lock is free again
     run train "$W/l" --set train.epochs=1

@@ -15,7 +15,7 @@ run_tap() { # name, command...
     local out
     out=$("$@" 2>&1)
     local rc=$?
-    printf '%s\n' "$out" | sed "s/^/[$name] /"
+    printf "%s\n" "$out" | sed "s|^|[$name] |"
     local ok notok
     ok=$(printf '%s\n' "$out" | grep -cE '^ok ')
     notok=$(printf '%s\n' "$out" | grep -cE '^not ok ')
