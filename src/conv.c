@@ -397,6 +397,46 @@ static ALWAYS_INLINE void dw_w8_tile(float *dw, const float *gt, const float *in
                     dw[(((size_t)(n * VL + l) * C + c0 + cb) * K + ky) * K + kx] += acc[cb][kx][n][l];
 }
 
+#if defined(__AVX512F__)
+/* With 512-bit vectors the 16 output channels are one vector: for two
+ * input channels and one ky, 2 x 5 kx taps = 10 accumulators, one load of
+ * dout and 10 broadcasts per position. */
+#define CONV_AVX512 1
+typedef float vf16 __attribute__((vector_size(64)));
+
+static void dw_w8_oc16_v16(float *dw, const float *gt, const float *in, int C, int H, int W)
+{
+    enum { K = 5, OW = 8, OC = 16, CB = 2 };
+    const int OH = H - K + 1;
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        const int cb_n = C - c0 < CB ? C - c0 : CB;
+        for (int ky = 0; ky < K; ky++) {
+            vf16 acc[CB][K];
+            for (int cb = 0; cb < CB; cb++)
+                for (int kx = 0; kx < K; kx++)
+                    acc[cb][kx] = (vf16){ 0 };
+            for (int y = 0; y < OH; y++)
+                for (int x = 0; x < OW; x++) {
+                    vf16 g;
+                    memcpy(&g, gt + (y * OW + x) * OC, sizeof g);
+                    for (int cb = 0; cb < CB; cb++) {
+                        /* a missing second channel reads the first again */
+                        const float *irow = in + ((size_t)(c0 + (cb < cb_n ? cb : 0)) * H + y + ky) * W + x;
+                        for (int kx = 0; kx < K; kx++) {
+                            float v = irow[kx];
+                            acc[cb][kx] += (vf16){ v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v } * g;
+                        }
+                    }
+                }
+            for (int cb = 0; cb < cb_n; cb++)
+                for (int kx = 0; kx < K; kx++)
+                    for (int l = 0; l < OC; l++)
+                        dw[(((size_t)l * C + c0 + cb) * K + ky) * K + kx] += acc[cb][kx][l];
+        }
+    }
+}
+#endif
+
 /* The tile is 5 kx taps x 2 channel-vectors of one input channel (two
  * channels per tile, with 32 registers, measured no faster). */
 static void dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W)
@@ -407,9 +447,13 @@ static void dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, 
     for (int o = 0; o < OC; o++)
         for (int pos = 0; pos < NP; pos++)
             gt[pos * OC + o] = dout[o * NP + pos];
+#ifdef CONV_AVX512
+    dw_w8_oc16_v16(dw, gt, in, C, H, W);
+#else
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             dw_w8_tile(dw, gt, in, C, H, W, c, ky, 1);
+#endif
 }
 
 /* din for output rows 8 wide, K = 5, OH = 8 (so H = 12): for one input
