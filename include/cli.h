@@ -17,6 +17,7 @@ typedef struct {
     const char *config; /* train: CONFIG or NULL for the default one */
     const char *model;  /* eval, predict */
     const char *resume;
+    const char *init; /* train: warm start from this model */
     const char *metrics; /* report: metrics CSV */
     const char *out;     /* report: output folder */
     const char *sets[CLI_MAX_SETS];

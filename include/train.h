@@ -51,6 +51,7 @@ typedef struct {
 
 typedef struct {
     const char *resume;                /* checkpoint to continue from, or NULL */
+    const char *init_from;             /* model whose weights replace the random init (warm start), or NULL */
     int nthreads;                      /* 0: OpenMP's default */
     volatile sig_atomic_t *stop;       /* set to a signal number to stop after the batch */
     train_observer obs;

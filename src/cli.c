@@ -46,7 +46,7 @@ static int fail_with(const tr_error *err)
 void cli_usage(FILE *f)
 {
     fputs("usage:\n"
-          "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT]\n"
+          "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT | --init MODEL]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz]...\n"
           "  trainer report MODEL [--metrics CSV] [--out DIR]\n"
@@ -65,6 +65,7 @@ void cli_usage(FILE *f)
           "options:\n"
           "  --set SECTION.KEY=VALUE  override a config key (layers: layer.NAME.KEY); repeatable\n"
           "  --resume CKPT            continue training from a checkpoint\n"
+          "  --init MODEL             start from MODEL's weights (warm start; same architecture)\n"
           "  --threads N, -j N        OpenMP threads (default: OMP_NUM_THREADS, else all cores)\n"
           "  --quiet, -q              no per-epoch lines or progress bar, only the result\n"
           "\n"
@@ -219,7 +220,9 @@ int cli_train(const cli_args *a)
                path ? path : "(built-in defaults)", cfg.epochs, cfg.batch_size, opt_names[cfg.optimizer],
                cfg.lr, sched_names[cfg.schedule], (long long)cfg.seed);
     }
-    train_options opts = { .resume = a->resume, .nthreads = a->threads, .stop = &stop_signal,
+    if (a->init && a->resume)
+        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
+    train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = a->threads, .stop = &stop_signal,
                            .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
     if (train_run(&cfg, &opts, &res, &err) != 0)

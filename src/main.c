@@ -67,6 +67,9 @@ int main(int argc, char **argv)
         } else if (option("--resume", argc, argv, &i, &a.resume)) {
             if (!a.resume)
                 return cli_error(TR_EINPUT, "--resume needs a checkpoint path");
+        } else if (option("--init", argc, argv, &i, &a.init)) {
+            if (!a.init)
+                return cli_error(TR_EINPUT, "--init needs a model path");
         } else if (option("--metrics", argc, argv, &i, &a.metrics)) {
             if (!a.metrics)
                 return cli_error(TR_EINPUT, "--metrics needs a CSV path");

@@ -76,6 +76,24 @@ static int same_architecture(const network *a, const network *b)
     return 1;
 }
 
+/* Warm start: the weights of a trained model of the same architecture, with
+ * fresh optimizer state and schedule. */
+static int init_from(run *r, const char *path, tr_error *err)
+{
+    config model_cfg;
+    network model_net;
+    if (checkpoint_load(path, &model_cfg, &model_net, NULL, NULL, err) != 0)
+        return -1;
+    int rc = 0;
+    if (!same_architecture(&model_net, &r->net))
+        rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's, so it cannot start this run",
+                     path);
+    else
+        memcpy(r->net.params, model_net.params, r->net.nparams * sizeof(float));
+    net_free(&model_net);
+    return rc;
+}
+
 static int resume_from(run *r, const char *path, tr_error *err)
 {
     config ck_cfg;
@@ -146,6 +164,8 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
         return -1;
     r->state.best_val = -1.0;
+    if (opts->init_from && init_from(r, opts->init_from, err) != 0)
+        return -1;
     if (opts->resume && resume_from(r, opts->resume, err) != 0)
         return -1;
 

@@ -123,3 +123,14 @@ json() { # key -> value from status.json
     [ "$status" -eq 0 ]
     grep -q "trainer $p/bin/trainer" "$M"/logs/retrain-*.log
 }
+
+@test "--warm-start trains the candidate from the production weights" {
+    retrain
+    before=$("$TRAINER" eval "$M/production.model" -q)
+    run retrain --warm-start
+    [ "$status" -eq 0 ]
+    grep -q "warm start from $(readlink -f "$M/production.model" | xargs dirname)" "$M"/logs/retrain-*.log
+    grep -q -- "--init" "$M"/logs/retrain-*.log
+    # one more epoch on top of the first: better than the first alone
+    [ "$("$TRAINER" eval "$M/production.model" -q)" != "$before" ]
+}
