@@ -18,6 +18,13 @@ endif
 # model bytes stay identical across thread counts for a given binary.
 OPT_FLAGS ?= -O3 $(ARCH_FLAGS) -ffp-contract=fast
 
+# make MPI=1: the same trainer, built with Open MPI's mpicc, runs one
+# process per node under mpirun or srun (dist.h).
+ifeq ($(MPI),1)
+  CC := mpicc
+  CPPFLAGS += -DTRAINER_MPI
+endif
+
 ifeq ($(NO_OMP),1)
   OMP_FLAGS :=
 else
@@ -44,7 +51,7 @@ trainer: $(OBJS) build/main.o
 build/%.o: src/%.c | build
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-build build/test build/asan:
+build build/test build/asan build/mpi:
 	mkdir -p $@
 
 deps:
@@ -78,7 +85,12 @@ build/%/trainer: $(SRCS) src/main.c | build/test build/asan
 build/%/unit_tests: $(SRCS) $(TEST_SRCS) | build/test build/asan
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-test: test-deps data trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests
+# The MPI build of the suite: Open MPI's mpicc around the same flags.
+build/mpi/trainer: $(SRCS) src/main.c | build/mpi
+	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $^ $(LDLIBS)
+
+test: test-deps data
+	$(MAKE) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer
 	@tests/run.sh
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----

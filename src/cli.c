@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "data.h"
+#include "dist.h"
 #include "eval.h"
 #include "idx.h"
 #include "layers.h"
@@ -29,6 +30,8 @@
 
 int cli_error(int code, const char *fmt, ...)
 {
+    if (dist_rank() > 0) /* the ranks agree on errors; rank 0 reports them */
+        return code;
     va_list ap;
     va_start(ap, fmt);
     fputs("trainer: ", stderr);
@@ -199,7 +202,7 @@ int cli_train(const cli_args *a)
         config_validate(&cfg, &err) != 0)
         return fail_with(&err);
 
-    if (output_lock(cfg.model, &err) != 0)
+    if (dist_agree(dist_rank() == 0 ? output_lock(cfg.model, &err) : 0, &err) != 0)
         return fail_with(&err);
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
@@ -227,6 +230,8 @@ int cli_train(const cli_args *a)
     train_result res;
     if (train_run(&cfg, &opts, &res, &err) != 0)
         return fail_with(&err);
+    if (res.interrupted_by && dist_rank() > 0)
+        return 128 + res.interrupted_by;
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
@@ -249,7 +254,7 @@ int cli_train(const cli_args *a)
     if (!a->quiet)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
-    if (cfg.report[0]) {
+    if (cfg.report[0] && dist_rank() == 0) {
         report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, cfg.report, NULL, 0, a->threads };
         if (report_write(&ro, &err) != 0)
             return fail_with(&err);

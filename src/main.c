@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "error.h"
 
 static int parse_int(const char *s, int *out)
@@ -33,7 +34,21 @@ static int option(const char *name, int argc, char **argv, int *i, const char **
     return 1;
 }
 
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    if (dist_init(&argc, &argv) != 0)
+        return cli_error(TR_ERUNTIME, "MPI failed to start");
+    /* Under mpirun every rank runs the command; rank 0 speaks for all. */
+    if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout))
+        return cli_error(TR_ERUNTIME, "cannot redirect rank %d's output", dist_rank());
+    int rc = run_command(argc, argv);
+    dist_finalize();
+    return rc;
+}
+
+static int run_command(int argc, char **argv)
 {
     static const struct {
         const char *word;

@@ -11,6 +11,7 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "dist.h"
 #include "eval.h"
 #include "idx.h"
 #include "network.h"
@@ -39,7 +40,10 @@ typedef struct {
     float *losses;
     uint8_t *hits;
     uint32_t *order;
+    uint8_t *preds; /* one evaluation's predictions, gathered across ranks */
     char ckpt_path[CONFIG_PATH_MAX + 8];
+    int dist_failed; /* an MPI collective failed inside a batch */
+    tr_error dist_err;
 } run;
 
 void train_checkpoint_path(const config *cfg, char *out, size_t size)
@@ -181,7 +185,9 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     r->losses = tr_calloc((size_t)cfg->batch_size, sizeof(float), err);
     r->hits = tr_calloc((size_t)cfg->batch_size, 1, err);
     r->order = tr_calloc(r->ntrain, sizeof(uint32_t), err);
-    if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order)
+    size_t most = r->nval > r->test.count ? r->nval : r->test.count;
+    r->preds = tr_calloc(most ? most : 1, 1, err);
+    if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
     if (make_parent_dirs(cfg->model, err) != 0 || make_parent_dirs(r->ckpt_path, err) != 0 ||
@@ -198,6 +204,7 @@ static void teardown(run *r)
     free(r->losses);
     free(r->hits);
     free(r->order);
+    free(r->preds);
     optim_free(&r->opt);
     net_free(&r->net);
     dataset_free(&r->train);
@@ -241,12 +248,14 @@ static void update_range(run *r, size_t c0, size_t c1, float lr)
  * block and chunk of the last one is reported done. */
 typedef struct {
     _Atomic uint32_t gen;                 /* the batch being worked on */
+    _Atomic uint32_t ready;               /* the last batch whose blocks all ranks have shared */
     _Atomic int quit;                     /* the epoch is over */
     _Atomic uint64_t next_block, next_chunk;
     _Atomic uint32_t done_blocks, done_chunks;
     /* The batch, written by thread 0 before it publishes gen. */
     size_t start, bs, per;
     uint32_t nblocks, nchunks;
+    uint32_t first_block, local_blocks;   /* this rank's share of the blocks (dist.h) */
     uint64_t epoch;
     float lr;
 } batch_sched;
@@ -321,12 +330,15 @@ static void run_chunk(run *r, const batch_sched *b, uint32_t c)
 static void work_on(run *r, batch_sched *b, uint32_t gen, net_workspace *ws)
 {
     uint32_t k;
-    while (claim(&b->next_block, gen, b->nblocks, &k)) {
-        run_block(r, b, k, ws);
+    while (claim(&b->next_block, gen, b->local_blocks, &k)) {
+        run_block(r, b, b->first_block + k, ws);
         atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
     }
+    /* With several ranks, the chunks wait until thread 0 has gathered every
+     * rank's blocks; alone, they start as soon as the blocks are done. */
     unsigned spins = 0;
-    while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->nblocks) {
+    while (dist_size() > 1 ? atomic_load_explicit(&b->ready, memory_order_acquire) != gen
+                           : atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks) {
         if (atomic_load_explicit(&b->gen, memory_order_acquire) != gen)
             return;
         backoff(&spins);
@@ -351,6 +363,10 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     b->bs = bs;
     b->per = per;
     b->nblocks = (uint32_t)nblocks;
+    size_t first, end;
+    dist_share(nblocks, dist_rank(), &first, &end);
+    b->first_block = (uint32_t)first;
+    b->local_blocks = (uint32_t)(end - first);
     b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
     b->epoch = epoch;
     b->lr = lr;
@@ -360,6 +376,24 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     atomic_store_explicit(&b->next_block, (uint64_t)gen << 32, memory_order_release);
     atomic_store_explicit(&b->gen, gen, memory_order_release);
 
+    if (dist_size() > 1) {
+        /* Thread 0 is the one that talks to MPI: it helps with the blocks,
+         * waits for them, shares them with the other ranks, then opens the
+         * reduction. Every rank then sums all blocks in block order. */
+        uint32_t k;
+        while (claim(&b->next_block, gen, b->local_blocks, &k)) {
+            run_block(r, b, b->first_block + k, ws);
+            atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
+        }
+        unsigned spins = 0;
+        while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
+            backoff(&spins);
+        if (dist_allgather(r->slots, nblocks, 1, nblocks, r->slot_stride * sizeof(float), &r->dist_err) != 0 ||
+            dist_allgather(r->losses, nblocks, per, bs, sizeof(float), &r->dist_err) != 0 ||
+            dist_allgather(r->hits, nblocks, per, bs, 1, &r->dist_err) != 0)
+            r->dist_failed = 1;
+        atomic_store_explicit(&b->ready, gen, memory_order_release);
+    }
     work_on(r, b, gen, ws);
     unsigned spins = 0;
     while (atomic_load_explicit(&b->done_chunks, memory_order_acquire) < b->nchunks)
@@ -431,18 +465,25 @@ static FILE *open_metrics(const char *path, uint64_t keep_epochs, int resuming, 
     return f;
 }
 
-static int evaluate(run *r, size_t first, size_t count, const dataset *ds, double *acc, eval_result *out,
+/* Accuracy on COUNT images from FIRST; each rank takes its share and the
+ * predictions are gathered, so every rank gets the same figure. */
+static int evaluate(run *r, size_t first, size_t count, const dataset *ds, double *acc, size_t *correct,
                     tr_error *err)
 {
+    size_t mine0, mine1;
+    dist_share(count, dist_rank(), &mine0, &mine1);
     eval_result res;
-    if (eval_dataset(&r->net, ds, first, count, r->cfg->normalize, r->ws, r->nthreads, &res, NULL, NULL,
-                     err) != 0)
+    if (eval_dataset(&r->net, ds, first + mine0, mine1 - mine0, r->cfg->normalize, r->ws, r->nthreads, &res,
+                     r->preds + mine0, NULL, err) != 0)
         return -1;
-    *acc = count ? (double)res.correct / (double)count : -1.0;
-    if (out)
-        *out = res;
-    else
-        eval_result_free(&res);
+    eval_result_free(&res);
+    if (dist_allgather(r->preds, count, 1, count, 1, err) != 0)
+        return -1;
+    size_t hits = 0;
+    for (size_t i = 0; i < count; i++)
+        hits += r->preds[i] == ds->labels[first + i];
+    *correct = hits;
+    *acc = count ? (double)hits / (double)count : -1.0;
     return 0;
 }
 
@@ -454,16 +495,20 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     double t_load = timer_now();
     FILE *metrics = NULL;
     int rc = -1;
-    if (setup(&r, cfg, opts, err) != 0)
+    /* Only rank 0 writes files and reports; a failure on any rank is agreed
+     * on by all, so none waits forever in a collective. */
+    const int leader = dist_rank() == 0;
+    if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
         goto out;
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    metrics = open_metrics(cfg->metrics, r.state.epoch, opts->resume != NULL, err);
-    if (cfg->metrics[0] && !metrics)
+    if (leader)
+        metrics = open_metrics(cfg->metrics, r.state.epoch, opts->resume != NULL, err);
+    if (dist_agree(leader && cfg->metrics[0] && !metrics ? -1 : 0, err) != 0)
         goto out;
 
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
-    if (opts->obs.on_start) {
+    if (leader && opts->obs.on_start) {
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
                                   opts->resume ? (int)r.state.batch : -1, r.ckpt_path };
@@ -491,19 +536,21 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                 train_helper(&r, &sched, &r.ws[tid]);
             } else {
                 for (uint64_t b = r.state.batch; b < nbatches; b++) {
-                    if (opts->stop && *opts->stop) {
+                    if (dist_any(opts->stop && *opts->stop)) {
                         stop_at = b;
                         break;
                     }
                     size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
                     lr = (float)schedule_lr(cfg, r.state.step, nbatches);
                     train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    if (r.dist_failed)
+                        break;
                     if (!isfinite(r.state.loss_sum)) {
                         diverged_at = b;
                         break;
                     }
                     double now = timer_now();
-                    if (opts->obs.on_progress && now - last_progress > 0.2) {
+                    if (leader && opts->obs.on_progress && now - last_progress > 0.2) {
                         last_progress = now;
                         size_t done = start + bs;
                         opts->obs.on_progress(opts->obs.user, done, r.ntrain,
@@ -513,12 +560,17 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                 atomic_store_explicit(&sched.quit, 1, memory_order_release);
             }
         }
+        if (r.dist_failed) {
+            tr_fail(err, r.dist_err.code, "%s", r.dist_err.msg);
+            goto out;
+        }
         if (stop_at != UINT64_MAX) {
             r.state.epoch = epoch;
             r.state.batch = stop_at;
-            if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
+            if (dist_agree(leader ? checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) : 0, err))
                 goto out;
-            res->interrupted_by = (int)*opts->stop;
+            /* Another rank may have seen the signal first. */
+            res->interrupted_by = opts->stop && *opts->stop ? (int)*opts->stop : SIGTERM;
             rc = 0;
             goto out;
         }
@@ -539,15 +591,13 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         rep.seconds = train_secs;
         rep.samples_per_s = (double)(r.ntrain - done_before) / train_secs;
         double t1 = timer_now();
-        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, NULL, err) != 0)
+        size_t val_correct;
+        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, &val_correct, err) != 0)
             goto out;
-        eval_result test_res;
-        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &test_res, err) != 0)
+        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &res->test_correct, err) != 0)
             goto out;
         res->test_acc = rep.test_acc;
-        res->test_correct = test_res.correct;
-        res->test_total = test_res.total;
-        eval_result_free(&test_res);
+        res->test_total = r.test.count;
         rep.eval_seconds = timer_now() - t1;
 
         /* With a validation set the model file keeps the best epoch;
@@ -561,20 +611,21 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         r.state.batch = 0;
         r.state.loss_sum = 0.0;
         r.state.correct = r.state.seen = 0;
+        int wrc = 0;
         if (metrics) {
             fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f\n", rep.epoch, rep.train_loss,
                     rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds);
-            if (fflush(metrics) != 0) {
-                tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
-                goto out;
-            }
+            if (fflush(metrics) != 0)
+                wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
         }
-        if (better && checkpoint_save(cfg->model, cfg, &r.net, NULL, NULL, err) != 0)
-            goto out;
+        if (leader && wrc == 0 && better)
+            wrc = checkpoint_save(cfg->model, cfg, &r.net, NULL, NULL, err);
         rep.saved_model = better;
-        if (checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) != 0)
+        if (leader && wrc == 0)
+            wrc = checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err);
+        if (dist_agree(wrc, err) != 0)
             goto out;
-        if (opts->obs.on_epoch)
+        if (leader && opts->obs.on_epoch)
             opts->obs.on_epoch(opts->obs.user, &rep);
     }
     rc = 0;

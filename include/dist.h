@@ -1,0 +1,38 @@
+/* dist.h - data parallelism across processes with MPI (built with
+ * `make MPI=1`). Every rank holds the same weights; each computes the
+ * gradient blocks of its share of a batch, the blocks are gathered, and
+ * every rank sums all of them in block order, exactly as one process would:
+ * the model bytes do not depend on the number of ranks. Without MPI every
+ * function is the one-process identity, so callers need no #ifdef. */
+#ifndef TRAINER_DIST_H
+#define TRAINER_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+int dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+
+/* The share of N items (blocks, images) that RANK works on: [*first, *end). */
+void dist_share(size_t n, int rank, size_t *first, size_t *end);
+
+/* Work is shared out in blocks: rank r owns blocks dist_share(nblocks, r),
+ * and block k covers items [k*per, min((k+1)*per, total)). After each rank
+ * filled the items of its blocks in BUF (ITEM_BYTES each, consecutive),
+ * this gives every rank all of them. */
+int dist_allgather(void *buf, size_t nblocks, size_t per, size_t total, size_t item_bytes, tr_error *err);
+
+/* True on every rank when FLAG is true on any (a stop signal seen by one
+ * rank stops them all at the same batch). */
+int dist_any(int flag);
+
+/* Makes a failure on any rank the failure of all: returns RC (0 or -1) of
+ * the lowest failing rank on every rank, with its message in ERR, so the
+ * job ends with one clear message instead of hanging in a collective. */
+int dist_agree(int rc, tr_error *err);
+
+#endif
