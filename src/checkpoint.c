@@ -332,10 +332,18 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
     take(&r, text, text_len);
     text[text_len] = '\0';
     config_defaults(cfg);
-    if (config_parse_string(cfg, text, path, err) != 0 || net_create(net, cfg, err) != 0)
-        goto out;
     uint64_t nparams = 0;
-    if (get_u64(&r, &nparams) || nparams != net->nparams) {
+    /* The weights must fit in the file before the network built from the
+     * stored config may allocate for them. */
+    if (config_parse_string(cfg, text, path, err) != 0)
+        goto out;
+    if (get_u64(&r, &nparams) || nparams > (r.len - r.pos) / 4) {
+        bad(err, path, "weights are truncated");
+        goto out;
+    }
+    if (net_create(net, cfg, err) != 0)
+        goto out;
+    if (nparams != net->nparams) {
         tr_fail(err, TR_EINPUT, "%s: holds %llu parameters but its architecture needs %zu", path,
                 (unsigned long long)nparams, net->nparams);
         goto out;

@@ -9,9 +9,11 @@
 #include "layers.h"
 #include "rng.h"
 
-/* Upper bound on any one activation or parameter count, so the int
- * arithmetic inside the kernels cannot overflow. */
-#define NET_MAX_SIZE ((size_t)1 << 28)
+/* Upper bound on any one activation or parameter count (16M floats, far
+ * beyond any MNIST-sized network): keeps the int arithmetic inside the
+ * kernels safe and a hostile config or model file from allocating the
+ * machine. */
+#define NET_MAX_SIZE ((size_t)1 << 24)
 
 int net_create(network *net, const config *cfg, tr_error *err)
 {
