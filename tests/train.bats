@@ -210,3 +210,21 @@ suggested() { # STDERR_FILE
     run --separate-stderr "$TRAINER" eval "$D/m.model" -q
     assert_status 0
 }
+
+@test "with val_fraction the last images are held out and the model file keeps the best-validation epoch" {
+    mkdir "$D/v"
+    # lr 0.1 without decay makes validation accuracy peak at epoch 4 of 5
+    run --separate-stderr train_small "$D/v" --set data.val_fraction=0.2 --set train.epochs=5 \
+        --set train.lr=0.1 --set train.schedule=constant
+    assert_status 0
+    assert_contains "$output" "824 training, 206 validation, 500 test images"
+    best=$(awk -F, 'NR > 1 && $4 > best { best = $4; row = $0 } END { print row }' "$D/v/m.csv")
+    [ "${best%%,*}" -ne 5 ] # the test means something only if the best epoch is not the last
+    [ "$(grep -c ' saved$' <<< "$output")" -lt 5 ]
+    want=$(awk -F, '{ printf "%.0f", $5 * 500 }' <<< "$best")
+    run "$TRAINER" eval "$D/v/m.model" -q
+    assert_status 0
+    [[ "$output" == "accuracy: "*" ($want/500)" ]]
+    last=$(tail -n 1 "$D/v/m.csv" | awk -F, '{ printf "%.0f", $5 * 500 }')
+    [ "$last" != "$want" ]
+}
