@@ -19,6 +19,7 @@ typedef struct {
     const char *resume;
     const char *init; /* train: warm start from this model */
     const char *metrics; /* report: metrics CSV */
+    const char *steps;   /* report: per-step loss CSV */
     const char *out;     /* report: output folder */
     const char *sets[CLI_MAX_SETS];
     int nsets;

@@ -12,6 +12,7 @@
 typedef struct {
     const char *model;   /* model or checkpoint file */
     const char *metrics; /* metrics CSV, or NULL for no curves */
+    const char *steps;   /* per-step loss CSV, or NULL */
     const char *out_dir; /* created if missing */
     const char *const *sets; /* data.* overrides, as for eval */
     int nsets;

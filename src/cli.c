@@ -52,7 +52,7 @@ void cli_usage(FILE *f)
           "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT | --init MODEL]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz]...\n"
-          "  trainer report MODEL [--metrics CSV] [--out DIR]\n"
+          "  trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]\n"
           "  trainer --help | --version\n"
           "\n"
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
@@ -255,7 +255,10 @@ int cli_train(const cli_args *a)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
     if (cfg.report[0] && dist_rank() == 0) {
-        report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, cfg.report, NULL, 0, a->threads };
+        char steps[CONFIG_PATH_MAX + 16];
+        train_steps_path(cfg.metrics, steps, sizeof steps);
+        report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, steps[0] ? steps : NULL,
+                              cfg.report, NULL, 0, a->threads };
         if (report_write(&ro, &err) != 0)
             return fail_with(&err);
         if (!a->quiet)
@@ -276,7 +279,14 @@ int cli_report(const cli_args *a)
         snprintf(copy, sizeof copy, "%s", a->model);
         snprintf(out, sizeof out, "%s/report", dirname(copy));
     }
-    report_options ro = { a->model, a->metrics, out, a->sets, a->nsets, a->threads };
+    /* The step log is found beside the metrics unless named. */
+    char steps[PATH_MAX];
+    train_steps_path(a->metrics ? a->metrics : "", steps, sizeof steps);
+    if (a->steps)
+        snprintf(steps, sizeof steps, "%s", a->steps);
+    else if (steps[0] && access(steps, R_OK) != 0)
+        steps[0] = '\0';
+    report_options ro = { a->model, a->metrics, steps[0] ? steps : NULL, out, a->sets, a->nsets, a->threads };
     tr_error err = { 0 };
     if (report_write(&ro, &err) != 0)
         return fail_with(&err);

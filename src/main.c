@@ -88,6 +88,9 @@ static int run_command(int argc, char **argv)
         } else if (option("--metrics", argc, argv, &i, &a.metrics)) {
             if (!a.metrics)
                 return cli_error(TR_EINPUT, "--metrics needs a CSV path");
+        } else if (option("--steps", argc, argv, &i, &a.steps)) {
+            if (!a.steps)
+                return cli_error(TR_EINPUT, "--steps needs a CSV path");
         } else if (option("--out", argc, argv, &i, &a.out)) {
             if (!a.out)
                 return cli_error(TR_EINPUT, "--out needs a folder");
@@ -120,7 +123,7 @@ static int run_command(int argc, char **argv)
         return cli_eval(&a);
     case CMD_REPORT:
         if (npos != 1)
-            return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--out DIR]");
+            return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]");
         a.model = positional[0];
         return cli_report(&a);
     case CMD_PREDICT:

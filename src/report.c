@@ -177,6 +177,71 @@ static int read_metrics(const char *path, metrics *m, tr_error *err)
     return 0;
 }
 
+/* The per-step losses, averaged into at most STEP_POINTS bins for the
+ * chart, with an exponential moving average (the smoothed curve). */
+#define STEP_POINTS 600
+#define STEP_EMA 0.95
+
+typedef struct {
+    int n;
+    double step[STEP_POINTS], loss[STEP_POINTS], smooth[STEP_POINTS];
+} step_curve;
+
+static int read_steps(const char *path, step_curve *sc, tr_error *err)
+{
+    memset(sc, 0, sizeof *sc);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return tr_fail(err, TR_EINPUT, "%s: cannot open step log: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    double *loss = malloc(cap * sizeof *loss);
+    char line[256];
+    int lineno = 0, rc = 0;
+    while (loss && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (lineno == 1 && !strncmp(line, "step,", 5))
+            continue;
+        unsigned long long st, ep;
+        double v;
+        if (sscanf(line, "%llu,%llu,%lf", &st, &ep, &v) != 3) {
+            rc = tr_fail(err, TR_EINPUT, "%s:%d: not a trainer step line", path, lineno);
+            break;
+        }
+        if (n == cap) {
+            double *grown = realloc(loss, 2 * cap * sizeof *loss);
+            if (!grown) {
+                free(loss);
+                loss = NULL;
+                break;
+            }
+            loss = grown;
+            cap *= 2;
+        }
+        loss[n++] = v;
+    }
+    fclose(f);
+    if (!loss)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    size_t per = n / STEP_POINTS + 1;
+    /* Debiased as in Adam: the average starts at zero, and dividing by
+     * 1 - EMA^t removes the pull towards that start. */
+    double ema = 0, decay = 1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        ema = STEP_EMA * ema + (1 - STEP_EMA) * loss[i];
+        decay *= STEP_EMA;
+        size_t b = i / per;
+        sc->loss[b] += loss[i];
+        sc->smooth[b] = ema / (1 - decay);
+        sc->step[b] = (double)(i + 1);
+        if (i + 1 == n || (i + 1) % per == 0) {
+            sc->loss[b] /= (double)(i - b * per + 1);
+            sc->n = (int)b + 1;
+        }
+    }
+    free(loss);
+    return rc;
+}
+
 static void xml_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
@@ -195,10 +260,23 @@ typedef struct {
     const double *y;
 } series;
 
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    const double *x;
+    int n;
+    const series *ss;
+    int nseries;
+    double ymin, ymax;
+    int markers; /* a dot per point: for a few epochs, not for thousands of steps */
+} chart;
+
 /* A line chart with labelled axes, ticks and a legend, as standalone SVG. */
-static int line_chart(const char *path, const char *title, const char *ylabel, const double *x, int n,
-                      const series *ss, int nseries, double ymin, double ymax, tr_error *err)
+static int line_chart(const char *path, const chart *c, tr_error *err)
 {
+    const double *x = c->x;
+    const series *ss = c->ss;
+    const int n = c->n;
+    double ymin = c->ymin, ymax = c->ymax;
     FILE *f = fopen(path, "w");
     if (!f)
         return tr_fail(err, TR_ERUNTIME, "%s: cannot create: %s", path, strerror(errno));
@@ -220,7 +298,7 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
                "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"22\" "
                "text-anchor=\"middle\" font-size=\"15\">", W / 2);
-    xml_text(f, title);
+    xml_text(f, c->title);
     fputs("</text>\n", f);
     for (int t = 0; t <= nticks; t++) {
         double v = ymin + ystep * t;
@@ -232,16 +310,19 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", PX(x[i]), H - B + 18, x[i]);
     fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
     fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L, H - B);
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch</text>\n", (L + W - R) / 2, H - 12);
-    fprintf(f, "<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\">", (T + H - B) / 2);
-    xml_text(f, ylabel);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">", (L + W - R) / 2, H - 12);
+    xml_text(f, c->xlabel);
+    fprintf(f, "</text>\n<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\">",
+            (T + H - B) / 2);
+    xml_text(f, c->ylabel);
     fputs("</text>\n", f);
-    for (int s = 0; s < nseries; s++) {
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", ss[s].color);
+    for (int s = 0; s < c->nseries; s++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%d\" points=\"", ss[s].color,
+                c->markers ? 2 : 1);
         for (int i = 0; i < n; i++)
             fprintf(f, "%.1f,%.1f ", PX(x[i]), PY(ss[s].y[i]));
         fputs("\"/>\n", f);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; c->markers && i < n; i++)
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(x[i]), PY(ss[s].y[i]), ss[s].color);
         fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"3\" fill=\"%s\"/>"
                    "<text x=\"%.0f\" y=\"%.0f\">", W - R - 120, T + 8 + 16.0 * s, ss[s].color, W - R - 102, T + 13 + 16.0 * s);
@@ -256,6 +337,18 @@ static int line_chart(const char *path, const char *title, const char *ylabel, c
     return 0;
 }
 
+static int step_chart(const step_curve *sc, const char *dir, tr_error *err)
+{
+    char path[CONFIG_PATH_MAX + 64];
+    double hi = 0;
+    for (int i = 0; i < sc->n; i++)
+        hi = sc->loss[i] > hi ? sc->loss[i] : hi;
+    series ss[2] = { { "per step", "#f2b8b8", sc->loss }, { "smoothed", "#d62728", sc->smooth } };
+    snprintf(path, sizeof path, "%s/loss-steps.svg", dir);
+    chart c = { "Training loss per step", "step", "cross-entropy", sc->step, sc->n, ss, 2, 0, hi, 0 };
+    return line_chart(path, &c, err);
+}
+
 static int curves(const metrics *m, const char *dir, tr_error *err)
 {
     char path[CONFIG_PATH_MAX + 64];
@@ -264,7 +357,8 @@ static int curves(const metrics *m, const char *dir, tr_error *err)
         hi = m->loss[i] > hi ? m->loss[i] : hi;
     series loss = { "train loss", "#d62728", m->loss };
     snprintf(path, sizeof path, "%s/loss.svg", dir);
-    if (line_chart(path, "Training loss per epoch", "cross-entropy", m->epoch, m->n, &loss, 1, 0, hi, err))
+    chart lc = { "Training loss per epoch", "epoch", "cross-entropy", m->epoch, m->n, &loss, 1, 0, hi, 1 };
+    if (line_chart(path, &lc, err))
         return -1;
     static double tr[1024], va[1024], te[1024];
     double amin = 100;
@@ -281,8 +375,8 @@ static int curves(const metrics *m, const char *dir, tr_error *err)
     }
     series acc[3] = { { "train", "#1f77b4", tr }, { "test", "#2ca02c", te }, { "validation", "#ff7f0e", va } };
     snprintf(path, sizeof path, "%s/accuracy.svg", dir);
-    return line_chart(path, "Accuracy per epoch", "accuracy (%)", m->epoch, m->n, acc, has_val ? 3 : 2,
-                      amin, 100, err);
+    chart ac = { "Accuracy per epoch", "epoch", "accuracy (%)", m->epoch, m->n, acc, has_val ? 3 : 2, amin, 100, 1 };
+    return line_chart(path, &ac, err);
 }
 
 /* ---- the page ---- */
@@ -327,7 +421,9 @@ int report_write(const report_options *o, tr_error *err)
             goto out;
         } else if (config_set(&cfg, o->sets[i], err) != 0)
             goto out;
-    if (o->metrics && read_metrics(o->metrics, &m, err) != 0)
+    static step_curve sc;
+    sc.n = 0;
+    if ((o->metrics && read_metrics(o->metrics, &m, err) != 0) || (o->steps && read_steps(o->steps, &sc, err) != 0))
         goto out;
     if (dataset_load(&test, cfg.test_images, cfg.test_labels, (unsigned)cfg.classes, (size_t)cfg.test_limit, err))
         goto out;
@@ -379,7 +475,7 @@ int report_write(const report_options *o, tr_error *err)
             goto out;
         nmis++;
     }
-    if (m.n && curves(&m, o->out_dir, err) != 0)
+    if ((m.n && curves(&m, o->out_dir, err) != 0) || (sc.n && step_chart(&sc, o->out_dir, err) != 0))
         goto out;
 
     /* the page, written beside and renamed into place */
@@ -429,8 +525,12 @@ int report_write(const report_options *o, tr_error *err)
     }
     fputs("</table>\n", f);
 
+    if (m.n || sc.n)
+        fputs("<h2>Training curves</h2>\n", f);
+    if (sc.n)
+        fprintf(f, "<img src=\"loss-steps.svg\" alt=\"training loss per step\">\n");
     if (m.n)
-        fputs("<h2>Training curves</h2>\n<img src=\"loss.svg\" alt=\"training loss per epoch\">\n"
+        fputs("<img src=\"loss.svg\" alt=\"training loss per epoch\">\n"
               "<img src=\"accuracy.svg\" alt=\"accuracy per epoch\">\n",
               f);
 

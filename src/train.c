@@ -1,5 +1,6 @@
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -42,6 +43,7 @@ typedef struct {
     uint32_t *order;
     uint8_t *preds; /* one evaluation's predictions, gathered across ranks */
     char ckpt_path[CONFIG_PATH_MAX + 8];
+    char steps_path[CONFIG_PATH_MAX + 16];
     int dist_failed; /* an MPI collective failed inside a batch */
     tr_error dist_err;
 } run;
@@ -52,6 +54,17 @@ void train_checkpoint_path(const config *cfg, char *out, size_t size)
         snprintf(out, size, "%s", cfg->checkpoint);
     else
         snprintf(out, size, "%s.ckpt", cfg->model);
+}
+
+void train_steps_path(const char *metrics, char *out, size_t size)
+{
+    size_t n = strlen(metrics);
+    if (n == 0)
+        snprintf(out, size, "%s", "");
+    else if (n > 4 && !strcmp(metrics + n - 4, ".csv"))
+        snprintf(out, size, "%.*s.steps.csv", (int)(n - 4), metrics);
+    else
+        snprintf(out, size, "%s.steps.csv", metrics);
 }
 
 static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
@@ -190,6 +203,7 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
+    train_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
     if (make_parent_dirs(cfg->model, err) != 0 || make_parent_dirs(r->ckpt_path, err) != 0 ||
         (cfg->metrics[0] && make_parent_dirs(cfg->metrics, err) != 0))
         return -1;
@@ -424,14 +438,13 @@ static void train_helper(run *r, batch_sched *b, net_workspace *ws)
     }
 }
 
-static int write_metrics_header(FILE *f)
-{
-    return fprintf(f, "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds\n") < 0;
-}
+#define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds\n"
+#define STEPS_HEADER "step,epoch,loss\n"
 
-/* On resume, rows after the checkpoint's epoch belong to the abandoned
- * future and are dropped, so the file matches an uninterrupted run. */
-static FILE *open_metrics(const char *path, uint64_t keep_epochs, int resuming, tr_error *err)
+/* Opens a CSV log whose rows start with a counter (epoch or step). On
+ * resume, rows after the checkpoint's KEEP belong to the abandoned future
+ * and are dropped, so the file matches an uninterrupted run. */
+static FILE *open_log(const char *path, const char *header, uint64_t keep, int resuming, tr_error *err)
 {
     if (!path[0])
         return NULL;
@@ -442,13 +455,13 @@ static FILE *open_metrics(const char *path, uint64_t keep_epochs, int resuming, 
         tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
         return NULL;
     }
-    write_metrics_header(mem);
+    fputs(header, mem);
     FILE *old = resuming ? fopen(path, "r") : NULL;
     if (old) {
         char line[512];
         while (fgets(line, sizeof line, old)) {
             unsigned long long e;
-            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep_epochs)
+            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep)
                 fputs(line, mem);
         }
         fclose(old);
@@ -456,7 +469,7 @@ static FILE *open_metrics(const char *path, uint64_t keep_epochs, int resuming, 
     fclose(mem);
     FILE *f = fopen(path, "w");
     if (!f || fwrite(kept, 1, kept_len, f) != kept_len || fflush(f) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot write metrics file", path);
+        tr_fail(err, TR_ERUNTIME, "%s: cannot write the log: %s", path, strerror(errno));
         if (f)
             fclose(f);
         f = NULL;
@@ -493,7 +506,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     run r;
     memset(&r, 0, sizeof r);
     double t_load = timer_now();
-    FILE *metrics = NULL;
+    FILE *metrics = NULL, *steps = NULL;
     int rc = -1;
     /* Only rank 0 writes files and reports; a failure on any rank is agreed
      * on by all, so none waits forever in a collective. */
@@ -501,9 +514,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
         goto out;
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    if (leader)
-        metrics = open_metrics(cfg->metrics, r.state.epoch, opts->resume != NULL, err);
-    if (dist_agree(leader && cfg->metrics[0] && !metrics ? -1 : 0, err) != 0)
+    if (leader) {
+        metrics = open_log(cfg->metrics, METRICS_HEADER, r.state.epoch, opts->resume != NULL, err);
+        if (metrics)
+            steps = open_log(r.steps_path, STEPS_HEADER, r.state.step, opts->resume != NULL, err);
+    }
+    if (dist_agree(leader && cfg->metrics[0] && !(metrics && steps) ? -1 : 0, err) != 0)
         goto out;
 
     const size_t B = (size_t)cfg->batch_size;
@@ -542,7 +558,11 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     }
                     size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
                     lr = (float)schedule_lr(cfg, r.state.step, nbatches);
+                    double loss_before = r.state.loss_sum;
                     train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    if (steps)
+                        fprintf(steps, "%llu,%llu,%.6f\n", (unsigned long long)r.state.step,
+                                (unsigned long long)epoch + 1, (r.state.loss_sum - loss_before) / (double)bs);
                     if (r.dist_failed)
                         break;
                     if (!isfinite(r.state.loss_sum)) {
@@ -618,6 +638,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             if (fflush(metrics) != 0)
                 wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
         }
+        if (steps && fflush(steps) != 0 && wrc == 0)
+            wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", r.steps_path);
         if (leader && wrc == 0 && better)
             wrc = checkpoint_save(cfg->model, cfg, &r.net, NULL, NULL, err);
         rep.saved_model = better;
@@ -632,6 +654,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
 out:
     if (metrics && fclose(metrics) != 0 && rc == 0)
         rc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
+    if (steps && fclose(steps) != 0 && rc == 0)
+        rc = tr_fail(err, TR_ERUNTIME, "%s: write failed", r.steps_path);
     teardown(&r);
     return rc;
 }

@@ -19,6 +19,9 @@ setup_file() {
     echo "$output"
     [ "$status" -eq 0 ]
     grep -q 'loss.svg' "$R/auto/report.html"
+    # the per-step curve, from m.steps.csv beside m.csv: 2 epochs of 47 steps
+    grep -q 'loss-steps.svg' "$R/auto/report.html"
+    [ "$(($(wc -l < "$R/m.steps.csv") - 1))" -eq 94 ]
     grep -q 'Confusion matrix' "$R/auto/report.html"
     grep -q -- '-&gt;' "$R/auto/report.html"
 }

@@ -77,6 +77,8 @@ setup() {
     assert_contains "$output" "resuming from $D/resumed/m.model.ckpt: epoch 2, batch 1"
     assert_same_file "$D/straight/m.model" "$D/resumed/m.model"
     assert_same_file "$D/straight/m.model.ckpt" "$D/resumed/m.model.ckpt"
+    # the per-step loss log continues where it stopped: same steps, same losses
+    assert_same_file "$D/straight/m.steps.csv" "$D/resumed/m.steps.csv"
     # One row per epoch, no duplicate; everything but the timings agrees.
     [ "$(wc -l <"$D/resumed/m.csv")" -eq 3 ]
     [ "$(cut -d, -f1-6 "$D/straight/m.csv")" = "$(cut -d, -f1-6 "$D/resumed/m.csv")" ]
@@ -118,16 +120,18 @@ suggested() { # STDERR_FILE
     # It must repeat the run's options: without them it would train the
     # default config, for many minutes, into models/.
     assert_contains "$line" "'output.model=$I/m.model' "
-    assert_contains "$line" " --set data.limit=800 "
+    assert_contains "$line" " --set data.limit=1600 "
     eval "SUGGESTED=(\"\$TRAINER\" $line)"
 }
 
 @test "SIGINT and SIGTERM mid-epoch stop with 130/143 and a resume hint; resuming gives the uninterrupted bytes" {
-    # 800 images in batches of 5: 160 batches an epoch, so the signal sent
-    # once training starts lands mid-epoch. The interrupted run's directory
-    # has a space in its name: the suggested command must quote it.
+    # 1600 images in batches of 5 through a wider conv2: 320 slow batches an
+    # epoch, so the signal sent once training starts lands mid-epoch. The
+    # interrupted run's directory has a space in its name: the suggested
+    # command must quote it.
     I="$D/int dir"
-    local -a more=(--set data.limit=800 --set train.batch_size=5 --set train.epochs=2) ARGS
+    local -a more=(--set data.limit=1600 --set train.batch_size=5 --set train.epochs=2
+                   --set layer.conv2.filters=32) ARGS
     small_argv "$I"
     local -a args=("${ARGS[@]}" "${more[@]}")
     mkdir "$D/straight" "$I"
