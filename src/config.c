@@ -276,6 +276,16 @@ typedef struct {
     parse_state *ps;
 } string_reader;
 
+static int section_known(const char *name)
+{
+    if (!strncmp(name, "layer.", 6))
+        return name[6] != '\0';
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].section, name))
+            return 1;
+    return 0;
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
     string_reader *r = stream;
@@ -295,8 +305,22 @@ static char *read_line(char *str, int num, void *stream)
     const char *p = str;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (*p == '[')
+    if (*p == '[') {
         ps->section_line = ps->line;
+        /* Checked at the header, so an empty misspelt section ([trian])
+         * is caught too, not only one with keys. */
+        const char *close = strchr(p, ']');
+        if (close) {
+            char name[128];
+            size_t len = (size_t)(close - p - 1);
+            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p + 1);
+            if (!section_known(name)) {
+                snprintf(ps->msg, sizeof ps->msg, "unknown section [%s]", name);
+                ps->err_line = ps->line;
+                return NULL;
+            }
+        }
+    }
     /* inih would take the rest of a line longer than its buffer as a line
      * of its own; refuse it instead. */
     if (str[n - 1] != '\n' && r->text[r->pos] != '\0') {

@@ -97,8 +97,9 @@ setup() {
     printf '[train]\noptimizer = rmsprop\n' >"$D/d.ini"
     printf '\n[layer.fc]\ntype = blah\n' >"$D/e.ini"
     printf '[train]\nbatch_size = 0\n' >"$D/f.ini"
-    # (an unknown section is reported at its first key)
-    for f in a:2 b:4 c:3 d:2 e:3 f:2; do
+    printf '[train]\nepochs = 1\n[trian]\n' >"$D/g.ini"
+    # (an unknown section is reported at its header, even an empty one)
+    for f in a:2 b:3 c:3 d:2 e:3 f:2 g:3; do
         run --separate-stderr "$TRAINER" train "$D/${f%:*}.ini"
         assert_status 2
         assert_one_error_line "$D/${f%:*}.ini:${f#*:}:"

@@ -59,9 +59,10 @@ static void config_errors_name_file_and_line(void **state)
 {
     (void)state;
     expect_parse_error("[train]\nlr = 0.1\nbogus = 1\n", 3, "unknown key 'bogus'");
-    /* An unknown section is reported at its first key (as tests/cli.bats expects). */
-    expect_parse_error("; comment\n[data]\nlimit = 5\n\n[nonsense]\nx = 1\n", 6, "unknown section [nonsense]");
-    expect_parse_error("[train]\nlr = 0.1\n[layer]\ntype = conv\n", 4, "unknown section [layer]");
+    /* An unknown section is reported at its header, even an empty one. */
+    expect_parse_error("; comment\n[data]\nlimit = 5\n\n[nonsense]\nx = 1\n", 5, "unknown section [nonsense]");
+    expect_parse_error("[train]\nlr = 0.1\n[layer]\ntype = conv\n", 3, "unknown section [layer]");
+    expect_parse_error("[train]\nlr = 0.1\n[trian]\n", 3, "unknown section [trian]");
     expect_parse_error("[train]\nlr = 0.1\nepochs = 2\n\nlr = 0.2\n", 5, "duplicate key 'lr'");
     expect_parse_error("[train]\nlr = 0.1\n[model]\nclasses = 10\n[train]\nlr = 0.2\n", 6, "duplicate key 'lr'");
     expect_parse_error("[train]\n\nlr = 0.1x\n", 3, "'lr' must be a number");
