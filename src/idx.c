@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -15,6 +16,24 @@ enum { IDX_MAGIC_U8_1D = 0x00000801, IDX_MAGIC_U8_3D = 0x00000803 };
 #define IDX_MAX_BYTES ((size_t)1 << 30)
 /* Deflate cannot expand data by more than about 1032:1. */
 #define DEFLATE_MAX_RATIO 1032
+
+/* malloc, asking the kernel to back big buffers with huge pages: faulting
+ * in 47 MB of 4 KB pages one by one costs more than inflating them (0.2 s
+ * against 0.1 s here), and huge pages cut the faults 512-fold. Only a hint:
+ * where transparent huge pages are off nothing changes. */
+static void *alloc_big(size_t n)
+{
+    uint8_t *p = malloc(n);
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (p && n >= 2 * huge) {
+        uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+#endif
+    return p;
+}
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -33,7 +52,7 @@ static int read_all_fd(const char *path, int fd, uint8_t **out, size_t *out_len,
     size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
     if (cap > IDX_MAX_BYTES)
         return tr_fail(err, TR_EINPUT, "%s: file too large (%zu bytes)", path, cap);
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = alloc_big(cap);
     if (!buf)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
     size_t len = 0;
@@ -84,7 +103,7 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
         if (isize + 1 > cap && isize < IDX_MAX_BYTES && isize / DEFLATE_MAX_RATIO <= in_len)
             cap = isize + 1;
     }
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = alloc_big(cap);
     if (!buf)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
     size_t len = 0, pos = 0;
