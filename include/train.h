@@ -9,7 +9,9 @@
  * therefore the same for any thread count. Threads claim blocks (and then
  * reduction chunks) from shared counters rather than meeting at barriers,
  * so a thread the OS has descheduled delays nothing: which thread runs
- * what varies from run to run, the bytes do not. */
+ * what varies from run to run, the bytes do not. With MPI (dist.h) the
+ * blocks are also shared out across ranks and gathered before the same
+ * reduction, so the bytes do not depend on the rank count either. */
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
