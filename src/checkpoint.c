@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,18 @@ int output_lock(const char *model_path, tr_error *err)
         /* The lock holds without the pid; the pid only makes the message nicer. */
     }
     return 0; /* fd stays open: the lock lasts until the process exits */
+}
+
+void remove_stale_temps(const char *path)
+{
+    char pattern[CONFIG_PATH_MAX + 16];
+    if (snprintf(pattern, sizeof pattern, "%s.tmp.??????", path) >= (int)sizeof pattern)
+        return;
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 /* ---- the format ---- */

@@ -204,6 +204,12 @@ int cli_train(const cli_args *a)
 
     if (dist_agree(dist_rank() == 0 ? output_lock(cfg.model, &err) : 0, &err) != 0)
         return fail_with(&err);
+    if (dist_rank() == 0) { /* the lock is ours: no one else is mid-write */
+        char ckpt[CONFIG_PATH_MAX + 8];
+        train_checkpoint_path(&cfg, ckpt, sizeof ckpt);
+        remove_stale_temps(cfg.model);
+        remove_stale_temps(ckpt);
+    }
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

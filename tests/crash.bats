@@ -55,6 +55,9 @@ train() { # dir, extra args...
     [ -f "$W/k/m.model.ckpt" ] && resume=(--resume "$W/k/m.model.ckpt")
     train "$W/k" "${resume[@]}"
     cmp "$W/ref/m.model" "$W/k/m.model"
+    # a kill in the middle of a write may leave a temp file; the next run,
+    # holding the lock, clears it
+    [ -z "$(ls "$W/k" | grep '\.tmp\.')" ]
 }
 
 @test "divergence stops with exit 1, names the step, suggests a lower lr, keeps the last checkpoint" {
@@ -86,4 +89,13 @@ train() { # dir, extra args...
     # once the first has gone, the lock is free again
     run train "$W/l" --set train.epochs=1
     [ "$status" -eq 0 ]
+}
+
+@test "temp files a killed writer left beside the model and checkpoint are cleared by the next run" {
+    mkdir -p "$W/t"
+    touch "$W/t/m.model.tmp.AbC123" "$W/t/m.model.ckpt.tmp.XyZ789" "$W/t/other.tmp.aaaaaa"
+    train "$W/t" --set train.epochs=1
+    [ ! -e "$W/t/m.model.tmp.AbC123" ]
+    [ ! -e "$W/t/m.model.ckpt.tmp.XyZ789" ]
+    [ -e "$W/t/other.tmp.aaaaaa" ] # not ours: left alone
 }
