@@ -198,9 +198,11 @@ int cli_train(const cli_args *a)
     char found[PATH_MAX + 32];
     const char *path = a->config ? a->config : find_default_config(found, sizeof found);
     config_defaults(&cfg);
+    network shapes; /* built once here so an impossible stack fails before any output */
     if ((path && config_load(&cfg, path, &err) != 0) || apply_sets(&cfg, a, &err) != 0 ||
-        config_validate(&cfg, &err) != 0)
+        net_create(&shapes, &cfg, &err) != 0)
         return fail_with(&err);
+    net_free(&shapes);
 
     if (dist_agree(dist_rank() == 0 ? output_lock(cfg.model, &err) : 0, &err) != 0)
         return fail_with(&err);

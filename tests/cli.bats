@@ -112,6 +112,7 @@ setup() {
     run --separate-stderr "$TRAINER" train "$D/shape.ini" --set "output.model=$D/m.model"
     assert_status 2
     assert_one_error_line "$D/shape.ini:1:" "'c'" "30"
+    [ -z "$output" ] # refused before anything is printed
     run --separate-stderr "$TRAINER" train "$D/classes.ini" --set "output.model=$D/m.model"
     assert_status 2
     assert_one_error_line "$D/classes.ini:1:" "'fc'" "10"
