@@ -105,5 +105,7 @@ int config_layer_activation(const layer_config *l);
 /* Names for messages and reports. */
 const char *config_layer_kind_name(int kind);
 const char *config_activation_name(int act);
+const char *config_optimizer_name(int optimizer);
+const char *config_schedule_name(int schedule);
 
 #endif

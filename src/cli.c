@@ -225,11 +225,9 @@ int cli_train(const cli_args *a)
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
                              (cfg.progress == PROGRESS_AUTO && isatty(STDERR_FILENO)));
     if (!a->quiet) {
-        static const char *const opt_names[] = { "sgd", "adam", "adamw" };
-        static const char *const sched_names[] = { "constant", "step", "cosine" };
         printf("trainer %s: config %s; %d epochs, batch %d, %s lr %g (%s), seed %lld\n", TRAINER_VERSION,
-               path ? path : "(built-in defaults)", cfg.epochs, cfg.batch_size, opt_names[cfg.optimizer],
-               cfg.lr, sched_names[cfg.schedule], (long long)cfg.seed);
+               path ? path : "(built-in defaults)", cfg.epochs, cfg.batch_size, config_optimizer_name(cfg.optimizer),
+               cfg.lr, config_schedule_name(cfg.schedule), (long long)cfg.seed);
     }
     if (a->init && a->resume)
         return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");

@@ -460,6 +460,16 @@ const char *config_layer_kind_name(int kind)
     return kind >= 0 && kind <= LAYER_DENSE ? layer_type_names[kind] : "?";
 }
 
+const char *config_optimizer_name(int optimizer)
+{
+    return optimizer >= 0 && optimizer <= OPT_ADAMW ? optimizer_names[optimizer] : "?";
+}
+
+const char *config_schedule_name(int schedule)
+{
+    return schedule >= 0 && schedule <= SCHED_COSINE ? schedule_names[schedule] : "?";
+}
+
 const char *config_activation_name(int act)
 {
     return act >= 0 && act <= ACT_RELU ? activation_names[act] : "?";

@@ -124,8 +124,7 @@ static int resume_from(run *r, const char *path, tr_error *err)
                      path);
     else if (ck_opt.kind != r->opt.kind)
         rc = tr_fail(err, TR_EINPUT, "%s: was trained with optimizer '%s', the config says '%s'", path,
-                     ck_opt.kind == OPT_SGD ? "sgd" : ck_opt.kind == OPT_ADAM ? "adam" : "adamw",
-                     r->cfg->optimizer == OPT_SGD ? "sgd" : r->cfg->optimizer == OPT_ADAM ? "adam" : "adamw");
+                     config_optimizer_name(ck_opt.kind), config_optimizer_name(r->cfg->optimizer));
     else if (r->state.epoch > (uint64_t)r->cfg->epochs)
         rc = tr_fail(err, TR_EINPUT, "%s: already trained %llu epochs, the config asks for %d", path,
                      (unsigned long long)r->state.epoch, r->cfg->epochs);

@@ -25,19 +25,6 @@ typedef struct {
     train_state st;
 } model;
 
-static int setup(void **state)
-{
-    *state = tmpdir_make();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tmpdir_remove(*state);
-    free(*state);
-    return 0;
-}
-
 /* A network with random parameters and, for optimizer OPT_NAME, random state. */
 static void model_make(model *m, int tiny, const char *opt_name, uint64_t seed)
 {
@@ -355,7 +342,7 @@ static void checkpoint_atomic_write(void **state)
     model_free(&a);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 static const struct CMUnitTest tests[] = {
     T(checkpoint_round_trip),
     T(model_is_not_a_checkpoint),

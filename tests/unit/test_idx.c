@@ -55,19 +55,6 @@ static uint8_t *label_file(uint32_t n, size_t *len)
     return d;
 }
 
-static int setup(void **state)
-{
-    *state = tmpdir_make();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tmpdir_remove(*state);
-    free(*state);
-    return 0;
-}
-
 /* Writes the standard label file to DIR/labels and returns its path. */
 static const char *write_labels(const char *dir, uint32_t n)
 {
@@ -464,7 +451,7 @@ static void idx_gzip_damage(void **state)
     free(z);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 static const struct CMUnitTest tests[] = {
     T(idx_plain),
     T(idx_gzip),

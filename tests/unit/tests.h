@@ -71,6 +71,9 @@ void assert_ok(int rc, const tr_error *err);
 char *tmpdir_make(void);
 /* Removes DIR and everything in it. */
 void tmpdir_remove(const char *dir);
+/* cmocka fixtures: *state is a fresh temporary directory for each test. */
+int tmpdir_setup(void **state);
+int tmpdir_teardown(void **state);
 /* DIR/NAME in a static rotating buffer (8 slots). */
 const char *path_in(const char *dir, const char *name);
 void write_file(const char *path, const void *data, size_t len);

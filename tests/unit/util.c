@@ -236,3 +236,16 @@ char *config_text(const config *cfg, int with_output)
     assert_non_null(text);
     return text;
 }
+
+int tmpdir_setup(void **state)
+{
+    *state = tmpdir_make();
+    return 0;
+}
+
+int tmpdir_teardown(void **state)
+{
+    tmpdir_remove(*state);
+    free(*state);
+    return 0;
+}
