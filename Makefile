@@ -8,6 +8,8 @@
 CC      ?= gcc
 PREFIX  ?= /usr/local
 DATADIR ?= $(PREFIX)/share/trainer
+# systemd reads units from /usr/local/lib/systemd/system as well as /etc.
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 
 ifeq ($(PORTABLE),1)
   ARCH_FLAGS ?= -mtune=generic
@@ -50,6 +52,13 @@ trainer: $(OBJS) build/main.o
 
 build/%.o: src/%.c | build
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# cli.o has DATADIR compiled in: rebuild it when DATADIR changes (make
+# install PREFIX=X after a plain make).
+build/datadir: FORCE | build
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+build/cli.o: build/datadir
+FORCE:
 
 build build/test build/asan build/mpi:
 	mkdir -p $@
@@ -124,18 +133,26 @@ bench: deps data trainer
 
 # The scripts find the installed binary as ../../../bin/trainer from
 # $(DATADIR)/scripts, so keep DATADIR under PREFIX.
-install: trainer
+# BIN: the binary to install (the tests install the one they test).
+BIN ?= trainer
+install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/configs $(DESTDIR)$(DATADIR)/scripts \
 		$(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 trainer $(DESTDIR)$(PREFIX)/bin/trainer
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/trainer
 	install -m 644 configs/*.ini $(DESTDIR)$(DATADIR)/configs/
 	install -m 644 configs/default.ini $(DESTDIR)$(DATADIR)/default.ini
 	install -m 755 scripts/retrain.sh scripts/rollback.sh scripts/fetch-mnist.sh $(DESTDIR)$(DATADIR)/scripts/
-	install -m 644 scripts/crontab.example $(DESTDIR)$(DATADIR)/scripts/
+	install -m 644 scripts/registry.sh scripts/crontab.example $(DESTDIR)$(DATADIR)/scripts/
 	install -m 644 docs/trainer.1 $(DESTDIR)$(PREFIX)/share/man/man1/trainer.1
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	for u in trainer-retrain.service trainer-retrain.timer; do \
+		sed 's|@DATADIR@|$(DATADIR)|g' scripts/systemd/$$u > $(DESTDIR)$(SYSTEMDDIR)/$$u && \
+		chmod 644 $(DESTDIR)$(SYSTEMDDIR)/$$u || exit 1; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/trainer $(DESTDIR)$(PREFIX)/share/man/man1/trainer.1
+	rm -f $(DESTDIR)$(PREFIX)/bin/trainer $(DESTDIR)$(PREFIX)/share/man/man1/trainer.1 \
+		$(DESTDIR)$(SYSTEMDDIR)/trainer-retrain.service $(DESTDIR)$(SYSTEMDDIR)/trainer-retrain.timer
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

@@ -56,7 +56,8 @@ void cli_usage(FILE *f)
           "  trainer --help | --version\n"
           "\n"
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
-          "         the binary, then " TRAINER_DATADIR "/default.ini, then built-in defaults),\n"
+          "         the binary, then ../share/trainer/default.ini from the binary's directory,\n"
+          "         then " TRAINER_DATADIR "/default.ini, then built-in defaults),\n"
           "         evaluates on the test set after every epoch, writes output.model,\n"
           "         a checkpoint (output.model + .ckpt) and output.metrics (CSV).\n"
           "eval     accuracy, per-class precision/recall and the confusion matrix of MODEL on\n"
@@ -91,14 +92,21 @@ static int file_exists(const char *p)
 }
 
 /* The no-argument default: configs/default.ini beside the binary (a source
- * tree), then the installed copy, then the built-in defaults. */
+ * tree), then PREFIX/share/trainer/default.ini for a binary in PREFIX/bin
+ * (so an installed tree finds its own defaults wherever it was installed, and
+ * whatever DATADIR an earlier build compiled in), then the compiled-in
+ * DATADIR, then the built-in defaults. */
 static const char *find_default_config(char *buf, size_t size)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';
-        snprintf(buf, size, "%s/configs/default.ini", dirname(exe));
+        const char *dir = dirname(exe);
+        snprintf(buf, size, "%s/configs/default.ini", dir);
+        if (file_exists(buf))
+            return buf;
+        snprintf(buf, size, "%s/../share/trainer/default.ini", dir);
         if (file_exists(buf))
             return buf;
     }
