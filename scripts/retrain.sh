@@ -306,7 +306,7 @@ promote_failed() { # message
     critical=0
     finish failed $REG_EXIT_FAILED "$1; production untouched"
 }
-if "$trainer" help export >/dev/null 2>&1 || "$trainer" export --help >/dev/null 2>&1; then
+if "$trainer" --help 2>/dev/null | grep -q '^ *trainer export '; then
     "$trainer" export "$stage/candidate.model" "$stage/candidate.onnx" 9>&- 2>"$stage/export.stderr" ||
         promote_failed "exporting the candidate to ONNX failed: $(trainer_error "$stage/export.stderr")"
 fi

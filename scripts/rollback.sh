@@ -74,7 +74,7 @@ fi
 
 if [ -n "$to" ]; then
     [[ "$to" =~ ^[A-Za-z0-9._-]+$ ]] && [ -s "$REG_MODELS/promotions.jsonl" ] &&
-        jq -e --arg id "$to" 'select(.id == $id)' "$REG_MODELS/promotions.jsonl" >/dev/null ||
+        jq -se --arg id "$to" 'any(.[]; .id == $id)' "$REG_MODELS/promotions.jsonl" >/dev/null ||
         done_with 1 failed "$to is not a model in $REG_MODELS/promotions.jsonl (see rollback.sh --list)"
     [ -d "$REG_MODELS/history/$to" ] || done_with 1 failed "history/$to was removed by retention; it cannot be restored"
     target=$to reason=pinned
