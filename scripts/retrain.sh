@@ -275,6 +275,7 @@ cand_score=$(score "$stage/candidate.model") && [ -n "$cand_score" ] ||
     finish failed $REG_EXIT_FAILED "evaluating the candidate failed: $(trainer_error "$stage/eval.stderr")"
 acc() { awk '{ printf "%.6f", $1 / $2 }' <<<"$1"; }
 cand_acc=$(acc "$cand_score")
+test_json=$(jq -c --argjson n "${cand_score#* }" '. + {count: $n}' <<<"$test_json")
 prod_score=""
 if [ -e "$prod" ]; then
     if prod_score=$(score "$prod") && [ -n "$prod_score" ]; then

@@ -77,6 +77,7 @@ accuracy_on() { # MODEL TEST_LIMIT
     run retrain --force --set data.test_limit=1000 --set train.lr=0.00001
     assert_status 3
     [ "$(status_of test.limit)" = 1000 ]
+    [ "$(status_of test.count)" = 1000 ]
     [ "$(status_of test.images)" = "$D/test-images.gz" ]
     [ "$(status_of production_accuracy)" = "$(accuracy_on "$M/production.model" 1000)" ]
     [ "$(production)" = "$first" ]
