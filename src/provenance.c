@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -184,4 +185,54 @@ void provenance_free(provenance *p)
     free(p->files);
     p->files = NULL;
     p->nfiles = 0;
+}
+
+int data_load_train(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (n < 4)
+        return tr_fail(err, TR_ERUNTIME, "internal error: a data plan without training and test files");
+    size_t in_file = 0;
+    if (dataset_load_digest(ds, plan[0].path, plan[1].path, (unsigned)cfg->classes, (size_t)cfg->limit,
+                            plan[0].sha256, plan[1].sha256, &in_file, err) != 0)
+        return -1;
+    plan[0].count = plan[1].count = in_file;
+    for (size_t i = 2; i + 1 < n - 2; i += 2) {
+        dataset extra;
+        if (dataset_load_digest(&extra, plan[i].path, plan[i + 1].path, (unsigned)cfg->classes, 0,
+                                plan[i].sha256, plan[i + 1].sha256, &in_file, err) != 0) {
+            dataset_free(ds);
+            return -1;
+        }
+        plan[i].count = plan[i + 1].count = in_file;
+        int rc = dataset_append(ds, &extra, plan[i].path, err);
+        dataset_free(&extra);
+        if (rc != 0) {
+            dataset_free(ds);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int data_load_test(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (n < 4)
+        return tr_fail(err, TR_ERUNTIME, "internal error: a data plan without training and test files");
+    data_file *img = &plan[n - 2], *lab = &plan[n - 1];
+    size_t in_file = 0;
+    if (dataset_load_digest(ds, img->path, lab->path, (unsigned)cfg->classes, (size_t)cfg->test_limit,
+                            img->sha256, lab->sha256, &in_file, err) != 0)
+        return -1;
+    img->count = lab->count = in_file;
+    return 0;
+}
+
+int64_t provenance_now(void)
+{
+    const char *s = getenv("SOURCE_DATE_EPOCH");
+    if (s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19)
+        return (int64_t)strtoll(s, NULL, 10);
+    return (int64_t)time(NULL);
 }
