@@ -146,6 +146,14 @@ fixture_sets() {
     [ "$(jget 'd["test"]["limit"]' <<<"$j")" = 100 ]
     # a checkpoint holds the same weights as the model of its last epoch
     [ "$("$TRAINER" info "$D/a/m.model.ckpt" --json | jget 'd["weights_sha256"]')" = "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+    # a smaller test set changes the file (config, provenance) but not the weights
+    mkdir "$D/b" "$D/c"
+    train_small "$D/b" -q --set data.limit=200 --set data.test_limit=50 --set output.metrics=
+    run ! cmp -s <(head -c -20 "$D/a/m.model") <(head -c -20 "$D/b/m.model")
+    [ "$("$TRAINER" info "$D/b/m.model" --json | jget 'd["weights_sha256"]')" = "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+    # and other weights, another hash
+    train_small "$D/c" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics= --set train.seed=3
+    [ "$("$TRAINER" info "$D/c/m.model" --json | jget 'd["weights_sha256"]')" != "$(jget 'd["weights_sha256"]' <<<"$j")" ]
 }
 
 @test "a trained model records its provenance; its fingerprint equals its config's" {
