@@ -46,20 +46,20 @@ with op(f"{prefix}-labels-idx1-ubyte{ext}", "wb") as f:
 EOF2
 }
 
-# Trains on the first 1000 fixture images plus DIR's pairs, 1 epoch.
+# Trains on the first 300 fixture images plus DIR's pairs, 1 epoch.
 train_extra() { # OUT EXTRA_DIR [ARGS...]
     local out=$1 extra=$2
     shift 2
-    train_small "$out" -q --set data.limit=1000 --set data.test_limit=200 --set output.metrics= \
+    train_small "$out" -q --set data.limit=300 --set data.test_limit=100 --set output.metrics= \
         --set "data.extra=$extra" "$@"
 }
 
 @test "extra pairs are appended in name order: the weights of one file holding them all, any thread count" {
     mkdir -p "$D/x" "$D/one" "$D/t1" "$D/t3" "$D/all"
     # made in reverse order: the directory's order is not the name order
-    cut_pair 1100 1160 "$D/x/b"
-    cut_pair 1000 1100 "$D/x/a" plain
-    cut_pair 0 1160 "$D/all/train"
+    cut_pair 400 460 "$D/x/b"
+    cut_pair 300 400 "$D/x/a" plain
+    cut_pair 0 460 "$D/all/train"
     run --separate-stderr train_extra "$D/t1" "$D/x" --threads 1 --set train.batch_size=64
     assert_status 0
     run --separate-stderr train_extra "$D/t3" "$D/x" --threads 3 --set train.batch_size=64
@@ -67,7 +67,7 @@ train_extra() { # OUT EXTRA_DIR [ARGS...]
     assert_same_model "$D/t1/m.model" "$D/t3/m.model"
     assert_same_model "$D/t1/m.model.ckpt" "$D/t3/m.model.ckpt"
     # the same images in one file, in the order a then b
-    run --separate-stderr train_small "$D/one" -q --set data.limit=0 --set data.test_limit=200 --set output.metrics= \
+    run --separate-stderr train_small "$D/one" -q --set data.limit=0 --set data.test_limit=100 --set output.metrics= \
         --set "data.train_images=$D/all/train-images-idx3-ubyte.gz" \
         --set "data.train_labels=$D/all/train-labels-idx1-ubyte.gz" --set train.batch_size=64 --threads 2
     assert_status 0
@@ -76,8 +76,8 @@ train_extra() { # OUT EXTRA_DIR [ARGS...]
     [ "$("$TRAINER" info "$D/t1/m.model" --json | jget 'd["weights_sha256"]')" = "$w" ]
     # the other order would train another model: the test can fail
     mkdir "$D/swapped" "$D/s"
-    cut_pair 1000 1100 "$D/swapped/b"
-    cut_pair 1100 1160 "$D/swapped/a"
+    cut_pair 300 400 "$D/swapped/b"
+    cut_pair 400 460 "$D/swapped/a"
     run --separate-stderr train_extra "$D/s" "$D/swapped" --set train.batch_size=64
     assert_status 0
     [ "$("$TRAINER" info "$D/s/m.model" --json | jget 'd["weights_sha256"]')" != "$w" ]
@@ -85,8 +85,8 @@ train_extra() { # OUT EXTRA_DIR [ARGS...]
 
 @test "the run counts the extra images; provenance and fingerprint list every extra file in name order" {
     mkdir -p "$D/x" "$D/m"
-    cut_pair 1000 1050 "$D/x/2024-02"
-    cut_pair 1050 1070 "$D/x/2024-01"
+    cut_pair 300 350 "$D/x/2024-02"
+    cut_pair 350 370 "$D/x/2024-01"
     touch "$D/x/.2024-03-images-idx3-ubyte.gz.partial" # a drop being copied in: ignored
     run --separate-stderr train_extra "$D/m" "$D/x" --set train.batch_size=10
     assert_status 0
@@ -100,25 +100,25 @@ train_extra() { # OUT EXTRA_DIR [ARGS...]
     [ "$(jget 'd["data"][4]["sha256"]' <<<"$j")" = "$(sha256sum < "$D/x/2024-02-images-idx3-ubyte.gz" | cut -d' ' -f1)" ]
     local -a ARGS
     small_argv "$D/m"
-    c=$("$TRAINER" info --config "${ARGS[@]}" --set data.limit=1000 --set data.test_limit=200 \
+    c=$("$TRAINER" info --config "${ARGS[@]}" --set data.limit=300 --set data.test_limit=100 \
         --set "data.extra=$D/x" --set train.batch_size=10 --json)
     [ "$(jget 'd["fingerprint"]' <<<"$c")" = "$(jget 'd["fingerprint"]' <<<"$j")" ]
     [ "$(jget 'd["data"]' <<<"$c")" = "$(jget 'd["data"]' <<<"$j")" ]
     # a new drop: a new fingerprint
-    cut_pair 1070 1080 "$D/x/2024-03"
-    [ "$("$TRAINER" info --config "${ARGS[@]}" --set data.limit=1000 --set data.test_limit=200 \
+    cut_pair 370 380 "$D/x/2024-03"
+    [ "$("$TRAINER" info --config "${ARGS[@]}" --set data.limit=300 --set data.test_limit=100 \
         --set "data.extra=$D/x" --set train.batch_size=10 --json | jget 'd["fingerprint"]')" != \
         "$(jget 'd["fingerprint"]' <<<"$j")" ]
-    # the training run says how many images it used: 1000 + 20 + 50 + 10
-    run --separate-stderr train_small "$D/m" --set data.limit=1000 --set data.test_limit=200 --set output.metrics= \
+    # the training run says how many images it used: 300 + 20 + 50 + 10
+    run --separate-stderr train_small "$D/m" --set data.limit=300 --set data.test_limit=100 --set output.metrics= \
         --set "data.extra=$D/x" --set train.batch_size=10
     assert_status 0
-    assert_contains "$output" "data: 1080 training"
+    assert_contains "$output" "data: 380 training"
     # empty = none
-    run --separate-stderr train_small "$D/m" --set data.limit=1000 --set data.test_limit=200 --set output.metrics= \
+    run --separate-stderr train_small "$D/m" --set data.limit=300 --set data.test_limit=100 --set output.metrics= \
         --set data.extra= --set train.batch_size=10
     assert_status 0
-    assert_contains "$output" "data: 1000 training"
+    assert_contains "$output" "data: 300 training"
 }
 
 @test "a bad drop fails with one line naming the file, exit 2, and the model stays as it was" {
