@@ -13,9 +13,11 @@
 #include "error.h"
 #include "network.h"
 #include "optim.h"
+#include "provenance.h"
 
 #define MODEL_MAGIC "TRAINCNN"
-#define MODEL_VERSION 1u
+/* 2: provenance after the weights and state; version 1 files still load. */
+#define MODEL_VERSION 2u
 
 /* Where a run stands; with the seed it is the whole RNG state, because every
  * random choice is keyed by (seed, epoch, index). */
@@ -34,11 +36,22 @@ typedef struct {
 int checkpoint_save(const char *path, const config *cfg, const network *net,
                     const optimizer *opt, const train_state *state, tr_error *err);
 
+/* The same, with PROV (may be NULL) recorded in the file: what it was
+ * trained on, when, and how well it did. */
+int checkpoint_save_prov(const char *path, const config *cfg, const network *net, const optimizer *opt,
+                         const train_state *state, const provenance *prov, tr_error *err);
+
 /* Reads PATH: CFG gets the stored config (over built-in defaults), NET is
  * created from it and filled. With OPT non-NULL the file must hold training
  * state, and OPT and STATE are filled. */
 int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
                     train_state *state, tr_error *err);
+
+/* The same, and PROV (may be NULL) gets the stored provenance; a file
+ * without one (version 1, or saved without) leaves PROV zeroed, with an
+ * empty version. Free it with provenance_free. */
+int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer *opt, train_state *state,
+                         provenance *prov, tr_error *err);
 
 /* Writes LEN bytes to PATH atomically; shared by models and reports. */
 int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err);

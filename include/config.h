@@ -40,6 +40,7 @@ typedef struct {
     /* [data] */
     char train_images[CONFIG_PATH_MAX], train_labels[CONFIG_PATH_MAX];
     char test_images[CONFIG_PATH_MAX], test_labels[CONFIG_PATH_MAX];
+    char extra[CONFIG_PATH_MAX]; /* directory of more training pairs (provenance.h); "" = none */
     int64_t limit, test_limit; /* use only the first N images; 0: all */
     double val_fraction;
     int normalize; /* normalize_kind */

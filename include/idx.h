@@ -21,6 +21,10 @@ typedef struct {
  * buffer. Fails on a truncated or corrupt stream, never returning part. */
 int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err);
 
+/* The same, and SHA256 (32 bytes, may be NULL) gets the hash of the file's
+ * bytes as stored, before inflating. */
+int idx_slurp_digest(const char *path, uint8_t **data, size_t *len, uint8_t *sha256, tr_error *err);
+
 /* Parses an image file (magic 0x00000803) or a label file (0x00000801). */
 int idx_parse_images(const char *path, const uint8_t *data, size_t len,
                      size_t *count, uint32_t *rows, uint32_t *cols,
@@ -32,6 +36,17 @@ int idx_parse_labels(const char *path, const uint8_t *data, size_t len,
  * that every label is below num_classes. limit > 0 keeps the first limit. */
 int dataset_load(dataset *ds, const char *images_path, const char *labels_path,
                  unsigned num_classes, size_t limit, tr_error *err);
+
+/* The same, and IMAGES_SHA256 and LABELS_SHA256 (32 bytes each, may be
+ * NULL) get the hashes of the two files as stored, FILE_COUNT (may be
+ * NULL) the number of images in the files, before LIMIT. */
+int dataset_load_digest(dataset *ds, const char *images_path, const char *labels_path, unsigned num_classes,
+                        size_t limit, uint8_t *images_sha256, uint8_t *labels_sha256, size_t *file_count,
+                        tr_error *err);
+
+/* Appends EXTRA's images and labels to DS (same image size), for the
+ * data.extra files; EXTRA is left as it was. */
+int dataset_append(dataset *ds, const dataset *extra, const char *extra_path, tr_error *err);
 void dataset_free(dataset *ds);
 
 #endif

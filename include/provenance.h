@@ -17,6 +17,7 @@
 #include "config.h"
 #include "digest.h"
 #include "error.h"
+#include "idx.h"
 
 #define PROV_ROLE_MAX 16
 #define PROV_VERSION_MAX 32
@@ -49,6 +50,13 @@ typedef struct {
  * images and labels. Fills role and path only; *FILES is malloc'd. */
 int data_plan(const config *cfg, data_file **files, size_t *n, tr_error *err);
 
+/* Load what a plan lists, filling each file's sha256 and count on the way
+ * (hashing the bytes already read, so no file is read twice). The training
+ * set is the training pair (data.limit applies to it) followed by every
+ * extra pair, whole; the test set is the test pair (data.test_limit). */
+int data_load_train(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err);
+int data_load_test(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err);
+
 /* Fills F's sha256 (the file's bytes as read) and count (from the IDX
  * header; a gzipped file is inflated only as far as its header). */
 int data_file_identify(data_file *f, tr_error *err);
@@ -62,6 +70,10 @@ int provenance_fingerprint(const char *version, const config *cfg, const data_fi
 
 /* Copies SRC's files into DST (replacing DST's). */
 int provenance_set_files(provenance *dst, const data_file *files, size_t n, tr_error *err);
+
+/* Now as Unix time, or SOURCE_DATE_EPOCH when that is set (the
+ * reproducible-builds convention), for the created field. */
+int64_t provenance_now(void);
 
 void provenance_free(provenance *p);
 

@@ -15,6 +15,7 @@
 #include "idx.h"
 
 #define FLAG_TRAIN_STATE 1u
+#define FLAG_PROVENANCE 2u
 #define MODEL_MAX_BYTES ((size_t)1 << 31)
 
 /* ---- little-endian encoding into a growing buffer ---- */
@@ -248,9 +249,46 @@ void remove_stale_temps(const char *path)
 
 /* ---- the format ---- */
 
+static void put_str(bytebuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_u32(b, (uint32_t)n);
+    put(b, s, n);
+}
+
+/* The provenance section (docs/model-format.md). The two fields that
+ * change from run to run, created and train_seconds, come last, just before
+ * the CRC, so that "the same model" is every byte but the last 20. */
+static void put_provenance(bytebuf *b, const provenance *p)
+{
+    put_str(b, p->version);
+    put_u64(b, (uint64_t)p->seed);
+    put_u64(b, p->epochs);
+    put_f64(b, p->test_accuracy);
+    put_u64(b, p->test_correct);
+    put_u64(b, p->test_total);
+    put_u32(b, (uint32_t)p->nfiles);
+    for (size_t i = 0; i < p->nfiles; i++) {
+        put_str(b, p->files[i].role);
+        put_str(b, p->files[i].path);
+        put(b, p->files[i].sha256, DIGEST_SIZE);
+        put_u64(b, p->files[i].count);
+    }
+    put_u64(b, (uint64_t)p->created);
+    put_f64(b, p->train_seconds);
+}
+
 int checkpoint_save(const char *path, const config *cfg, const network *net,
                     const optimizer *opt, const train_state *state, tr_error *err)
 {
+    return checkpoint_save_prov(path, cfg, net, opt, state, NULL, err);
+}
+
+int checkpoint_save_prov(const char *path, const config *cfg, const network *net, const optimizer *opt,
+                         const train_state *state, const provenance *prov, tr_error *err)
+{
+    if (prov && prov->nfiles > PROV_MAX_FILES)
+        return tr_fail(err, TR_ERUNTIME, "%s: more than %d data files to record", path, PROV_MAX_FILES);
     char *text = NULL;
     size_t text_len = 0;
     FILE *mf = open_memstream(&text, &text_len);
@@ -262,7 +300,7 @@ int checkpoint_save(const char *path, const config *cfg, const network *net,
     int with_state = opt && state;
     put(&b, MODEL_MAGIC, 8);
     put_u32(&b, MODEL_VERSION);
-    put_u32(&b, with_state ? FLAG_TRAIN_STATE : 0);
+    put_u32(&b, (with_state ? FLAG_TRAIN_STATE : 0) | (prov ? FLAG_PROVENANCE : 0));
     put_u32(&b, (uint32_t)text_len);
     put(&b, text, text_len);
     free(text);
@@ -283,6 +321,8 @@ int checkpoint_save(const char *path, const config *cfg, const network *net,
         for (int i = 0; i < opt->nstate; i++)
             put_f32s(&b, opt->state[i], opt->n);
     }
+    if (prov)
+        put_provenance(&b, prov);
     uLong crc = crc32(0L, Z_NULL, 0);
     if (!b.failed)
         crc = crc32_z(crc, b.data, b.len);
@@ -301,9 +341,78 @@ static int bad(tr_error *err, const char *path, const char *what)
     return tr_fail(err, TR_EINPUT, "%s: %s", path, what);
 }
 
+/* Steps over a checkpoint's training state (a checkpoint works as a model
+ * too), to the provenance behind it. */
+static int skip_state(reader *r, size_t nparams)
+{
+    uint32_t kind, nstate;
+    uint64_t skip64;
+    double skipd;
+    if (get_u32(r, &kind) || get_u64(r, &skip64))
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if (get_u64(r, &skip64))
+            return -1;
+    if (get_f64(r, &skipd) || get_u64(r, &skip64) || get_u64(r, &skip64) || get_f64(r, &skipd) ||
+        get_u64(r, &skip64) || get_u32(r, &nstate))
+        return -1;
+    if (nstate > 2 || (r->len - r->pos) / 4 / (nparams ? nparams : 1) < nstate)
+        return -1;
+    r->pos += (size_t)nstate * nparams * 4;
+    return 0;
+}
+
+/* A length-prefixed string into DST (SIZE bytes with the NUL). */
+static int get_str(reader *r, char *dst, size_t size)
+{
+    uint32_t n;
+    if (get_u32(r, &n) || n >= size || take(r, dst, n))
+        return -1;
+    dst[n] = '\0';
+    return memchr(dst, '\0', n) ? -1 : 0;
+}
+
+static int get_provenance(reader *r, provenance *p, const char *path, tr_error *err)
+{
+    uint64_t seed, created;
+    uint32_t nfiles;
+    if (get_str(r, p->version, sizeof p->version) || get_u64(r, &seed) || get_u64(r, &p->epochs) ||
+        get_f64(r, &p->test_accuracy) || get_u64(r, &p->test_correct) || get_u64(r, &p->test_total) ||
+        get_u32(r, &nfiles))
+        return bad(err, path, "provenance section is truncated");
+    p->seed = (int64_t)seed;
+    /* Each entry takes at least 52 bytes: the count must fit in the file. */
+    if (nfiles > PROV_MAX_FILES || nfiles > (r->len - r->pos) / 52)
+        return bad(err, path, "provenance section lists more data files than it holds");
+    if (nfiles && !(p->files = calloc(nfiles, sizeof *p->files)))
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    p->nfiles = nfiles;
+    for (uint32_t i = 0; i < nfiles; i++) {
+        data_file *f = &p->files[i];
+        if (get_str(r, f->role, sizeof f->role) || get_str(r, f->path, sizeof f->path) ||
+            take(r, f->sha256, DIGEST_SIZE) || get_u64(r, &f->count))
+            return bad(err, path, "provenance section is truncated");
+    }
+    if (get_u64(r, &created) || get_f64(r, &p->train_seconds))
+        return bad(err, path, "provenance section is truncated");
+    p->created = (int64_t)created;
+    return 0;
+}
+
 int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
                     train_state *state, tr_error *err)
 {
+    return checkpoint_load_prov(path, cfg, net, opt, state, NULL, err);
+}
+
+int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer *opt, train_state *state,
+                         provenance *prov, tr_error *err)
+{
+    provenance scratch;
+    memset(&scratch, 0, sizeof scratch);
+    if (!prov)
+        prov = &scratch;
+    memset(prov, 0, sizeof *prov);
     uint8_t *data = NULL;
     size_t len = 0;
     memset(net, 0, sizeof *net);
@@ -333,9 +442,14 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
     get_u32(&r, &version);
     get_u32(&r, &flags);
     get_u32(&r, &text_len);
-    if (version != MODEL_VERSION) {
-        tr_fail(err, TR_EINPUT, "%s: model format version %u, this trainer reads version %u", path,
+    /* Version 1 is version 2 without provenance. */
+    if (version != MODEL_VERSION && version != 1) {
+        tr_fail(err, TR_EINPUT, "%s: model format version %u, this trainer reads versions 1 to %u", path,
                 version, MODEL_VERSION);
+        goto out;
+    }
+    if (flags & ~(FLAG_TRAIN_STATE | (version >= 2 ? FLAG_PROVENANCE : 0))) {
+        bad(err, path, "unknown flags");
         goto out;
     }
     if (text_len > r.len - r.pos || !(text = malloc((size_t)text_len + 1))) {
@@ -396,9 +510,12 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
                 goto out;
             }
     }
-    if (!opt && (flags & FLAG_TRAIN_STATE)) {
-        r.pos = r.len; /* a checkpoint works as a model too: the state is skipped */
+    if (!opt && (flags & FLAG_TRAIN_STATE) && skip_state(&r, net->nparams) != 0) {
+        bad(err, path, "training state is truncated");
+        goto out;
     }
+    if ((flags & FLAG_PROVENANCE) && get_provenance(&r, prov, path, err) != 0)
+        goto out;
     if (r.pos != r.len) {
         bad(err, path, "unexpected bytes after the last section");
         goto out;
@@ -409,7 +526,9 @@ out:
         net_free(net);
         if (opt)
             optim_free(opt);
+        provenance_free(prov);
     }
+    provenance_free(&scratch);
     free(text);
     free(data);
     return rc;

@@ -38,6 +38,7 @@ static const key_spec keys[] = {
     { "data", "train_labels", K_PATH, F(train_labels), 0, 0, NULL, "data/mnist/train-labels-idx1-ubyte.gz" },
     { "data", "test_images", K_PATH, F(test_images), 0, 0, NULL, "data/mnist/t10k-images-idx3-ubyte.gz" },
     { "data", "test_labels", K_PATH, F(test_labels), 0, 0, NULL, "data/mnist/t10k-labels-idx1-ubyte.gz" },
+    { "data", "extra", K_PATH, F(extra), 0, 0, NULL, "" },
     { "data", "limit", K_I64, F(limit), 0, BIG, NULL, "0" },
     { "data", "test_limit", K_I64, F(test_limit), 0, BIG, NULL, "0" },
     { "data", "val_fraction", K_DOUBLE, F(val_fraction), 0, 0.9, NULL, "0" },

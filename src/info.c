@@ -94,13 +94,19 @@ static int gather_model(info *in, const cli_args *a, tr_error *err)
     if (a->nsets)
         return tr_fail(err, TR_EINPUT, "--set applies to 'trainer info --config CONFIG' only");
     network net;
-    if (checkpoint_load(a->model, &in->cfg, &net, NULL, NULL, err) != 0)
+    if (checkpoint_load_prov(a->model, &in->cfg, &net, NULL, NULL, &in->prov, err) != 0)
         return -1;
     in->has_weights = 1;
     in->nparams = net.nparams;
     weights_digest(&net, in->weights_sha256);
     net_free(&net);
-    return 0;
+    in->has_prov = in->prov.version[0] != '\0';
+    if (!in->has_prov)
+        return 0;
+    /* From the model's own record: the version that trained it, its
+     * config, the hashes of the files it read. */
+    return provenance_fingerprint(in->prov.version, &in->cfg, in->prov.files, in->prov.nfiles, in->fingerprint,
+                                  err);
 }
 
 static void print_json(const info *in)
@@ -123,15 +129,22 @@ static void print_json(const info *in)
             json_string(&w, "created", when);
             json_double(&w, "train_seconds", p->train_seconds);
             json_int(&w, "epochs", (int64_t)p->epochs);
-            if (p->test_accuracy >= 0)
+            if (p->test_accuracy >= 0) {
                 json_double(&w, "test_accuracy", p->test_accuracy);
-            else
+                json_int(&w, "test_correct", (int64_t)p->test_correct);
+                json_int(&w, "test_total", (int64_t)p->test_total);
+            } else {
                 json_null(&w, "test_accuracy");
+                json_null(&w, "test_correct");
+                json_null(&w, "test_total");
+            }
         } else {
             json_null(&w, "created");
             json_null(&w, "train_seconds");
             json_null(&w, "epochs");
             json_null(&w, "test_accuracy");
+            json_null(&w, "test_correct");
+            json_null(&w, "test_total");
         }
     }
     json_int(&w, "seed", in->has_prov ? p->seed : in->cfg.seed);

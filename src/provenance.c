@@ -1,11 +1,14 @@
 #include "provenance.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -31,6 +34,129 @@ static int add_file(data_file **files, size_t *n, size_t *cap, const char *role,
     return 0;
 }
 
+/* ---- data.extra: a directory of NAME-images / NAME-labels pairs ---- */
+
+typedef struct {
+    char *name; /* the file name */
+    size_t stem; /* length of NAME */
+    int labels;  /* 0 images, 1 labels */
+} extra_entry;
+
+static const char *const extra_suffix[2] = { "-images-idx3-ubyte", "-labels-idx1-ubyte" };
+
+/* NAME's length when FILE is NAME-images-idx3-ubyte[.gz] (or -labels-),
+ * with *LABELS set; 0 when it is neither. */
+static size_t extra_stem(const char *file, int *labels)
+{
+    size_t len = strlen(file);
+    if (len > 3 && !strcmp(file + len - 3, ".gz"))
+        len -= 3;
+    for (int k = 0; k < 2; k++) {
+        size_t sl = strlen(extra_suffix[k]);
+        if (len > sl && !strncmp(file + len - sl, extra_suffix[k], sl)) {
+            *labels = k;
+            return len - sl;
+        }
+    }
+    return 0;
+}
+
+static int extra_cmp(const void *a, const void *b)
+{
+    const extra_entry *x = a, *y = b;
+    size_t n = x->stem < y->stem ? x->stem : y->stem;
+    int c = memcmp(x->name, y->name, n);
+    if (c)
+        return c;
+    if (x->stem != y->stem)
+        return x->stem < y->stem ? -1 : 1;
+    return x->labels - y->labels;
+}
+
+static int extra_fail(tr_error *err, const char *dir, const char *name, const char *what)
+{
+    return tr_fail(err, TR_EINPUT, "%s/%s: %s (data.extra)", dir, name, what);
+}
+
+/* Appends the pairs of DIR to the plan, in name order. */
+static int plan_extra(const char *dir, data_file **fs, size_t *count, size_t *cap, tr_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return tr_fail(err, TR_EINPUT, "%s: cannot open the data.extra directory: %s", dir, strerror(errno));
+    extra_entry *e = NULL;
+    size_t n = 0, ecap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (errno = 0, de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue; /* ., .., and drops still being copied in */
+        int labels = 0;
+        size_t stem = extra_stem(de->d_name, &labels);
+        char path[CONFIG_PATH_MAX];
+        struct stat st;
+        if (stem == 0) {
+            rc = extra_fail(err, dir, de->d_name,
+                            "not NAME-images-idx3-ubyte[.gz] or NAME-labels-idx1-ubyte[.gz]; "
+                            "move it away or start its name with '.'");
+        } else if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) {
+            rc = extra_fail(err, dir, de->d_name, "path too long");
+        } else if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            rc = extra_fail(err, dir, de->d_name, "not a regular file");
+        } else if (n == PROV_MAX_FILES) {
+            rc = extra_fail(err, dir, de->d_name, "too many files");
+        } else {
+            if (n == ecap) {
+                ecap = ecap ? ecap * 2 : 16;
+                extra_entry *ne = realloc(e, ecap * sizeof *ne);
+                if (!ne) {
+                    rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", dir);
+                    break;
+                }
+                e = ne;
+            }
+            e[n].name = strdup(de->d_name);
+            e[n].stem = stem;
+            e[n].labels = labels;
+            if (!e[n].name)
+                rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", dir);
+            else
+                n++;
+        }
+    }
+    if (rc == 0 && errno != 0)
+        rc = tr_fail(err, TR_EINPUT, "%s: cannot read the data.extra directory: %s", dir, strerror(errno));
+    closedir(d);
+    if (rc == 0)
+        qsort(e, n, sizeof *e, extra_cmp);
+    /* Sorted, each NAME must be exactly one images file then one labels file. */
+    for (size_t i = 0; rc == 0 && i < n;) {
+        const extra_entry *a = &e[i], *b = i + 1 < n ? &e[i + 1] : NULL;
+        int same = b && b->stem == a->stem && !memcmp(a->name, b->name, a->stem);
+        if (same && a->labels == b->labels) {
+            rc = tr_fail(err, TR_EINPUT, "%s/%s: %s also exists: two %s files for '%.*s' (data.extra)", dir,
+                         b->name, a->name, a->labels ? "labels" : "images", (int)a->stem, a->name);
+        } else if (!same || a->labels) {
+            char want[512];
+            snprintf(want, sizeof want, "no %.*s%s[.gz] beside it", (int)a->stem, a->name,
+                     extra_suffix[!a->labels]);
+            rc = extra_fail(err, dir, a->name, want);
+        } else {
+            char ip[CONFIG_PATH_MAX], lp[CONFIG_PATH_MAX];
+            snprintf(ip, sizeof ip, "%s/%s", dir, a->name);
+            snprintf(lp, sizeof lp, "%s/%s", dir, b->name);
+            if (add_file(fs, count, cap, "extra_images", ip, err) != 0 ||
+                add_file(fs, count, cap, "extra_labels", lp, err) != 0)
+                rc = -1;
+            i += 2;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+    return rc;
+}
+
 int data_plan(const config *cfg, data_file **files, size_t *n, tr_error *err)
 {
     data_file *fs = NULL;
@@ -39,6 +165,7 @@ int data_plan(const config *cfg, data_file **files, size_t *n, tr_error *err)
     *n = 0;
     if (add_file(&fs, &count, &cap, "train_images", cfg->train_images, err) != 0 ||
         add_file(&fs, &count, &cap, "train_labels", cfg->train_labels, err) != 0 ||
+        (cfg->extra[0] && plan_extra(cfg->extra, &fs, &count, &cap, err) != 0) ||
         add_file(&fs, &count, &cap, "test_images", cfg->test_images, err) != 0 ||
         add_file(&fs, &count, &cap, "test_labels", cfg->test_labels, err) != 0) {
         free(fs);
@@ -184,4 +311,54 @@ void provenance_free(provenance *p)
     free(p->files);
     p->files = NULL;
     p->nfiles = 0;
+}
+
+int data_load_train(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (n < 4)
+        return tr_fail(err, TR_ERUNTIME, "internal error: a data plan without training and test files");
+    size_t in_file = 0;
+    if (dataset_load_digest(ds, plan[0].path, plan[1].path, (unsigned)cfg->classes, (size_t)cfg->limit,
+                            plan[0].sha256, plan[1].sha256, &in_file, err) != 0)
+        return -1;
+    plan[0].count = plan[1].count = in_file;
+    for (size_t i = 2; i + 1 < n - 2; i += 2) {
+        dataset extra;
+        if (dataset_load_digest(&extra, plan[i].path, plan[i + 1].path, (unsigned)cfg->classes, 0,
+                                plan[i].sha256, plan[i + 1].sha256, &in_file, err) != 0) {
+            dataset_free(ds);
+            return -1;
+        }
+        plan[i].count = plan[i + 1].count = in_file;
+        int rc = dataset_append(ds, &extra, plan[i].path, err);
+        dataset_free(&extra);
+        if (rc != 0) {
+            dataset_free(ds);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int data_load_test(dataset *ds, data_file *plan, size_t n, const config *cfg, tr_error *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (n < 4)
+        return tr_fail(err, TR_ERUNTIME, "internal error: a data plan without training and test files");
+    data_file *img = &plan[n - 2], *lab = &plan[n - 1];
+    size_t in_file = 0;
+    if (dataset_load_digest(ds, img->path, lab->path, (unsigned)cfg->classes, (size_t)cfg->test_limit,
+                            img->sha256, lab->sha256, &in_file, err) != 0)
+        return -1;
+    img->count = lab->count = in_file;
+    return 0;
+}
+
+int64_t provenance_now(void)
+{
+    const char *s = getenv("SOURCE_DATE_EPOCH");
+    if (s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19)
+        return (int64_t)strtoll(s, NULL, 10);
+    return (int64_t)time(NULL);
 }

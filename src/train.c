@@ -20,6 +20,7 @@
 #include "rng.h"
 #include "threads.h"
 #include "timer.h"
+#include "version.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -33,6 +34,8 @@ typedef struct {
     network net;
     optimizer opt;
     train_state state;
+    provenance prov;   /* recorded in every model and checkpoint written */
+    double seconds_before; /* training time of the runs this one resumes */
     int nthreads;
     net_workspace *ws; /* one per thread */
     float *slots;      /* TRAIN_MAX_BLOCKS gradient buffers of slot_stride floats */
@@ -116,8 +119,19 @@ static int resume_from(run *r, const char *path, tr_error *err)
     config ck_cfg;
     network ck_net;
     optimizer ck_opt;
-    if (checkpoint_load(path, &ck_cfg, &ck_net, &ck_opt, &r->state, err) != 0)
+    provenance ck_prov;
+    if (checkpoint_load_prov(path, &ck_cfg, &ck_net, &ck_opt, &r->state, &ck_prov, err) != 0)
         return -1;
+    /* The run goes on: its training time so far and its last measured
+     * accuracy carry over, so an interrupted run records what an
+     * uninterrupted one would. */
+    r->seconds_before = ck_prov.train_seconds;
+    if (ck_prov.version[0]) {
+        r->prov.test_accuracy = ck_prov.test_accuracy;
+        r->prov.test_correct = ck_prov.test_correct;
+        r->prov.test_total = ck_prov.test_total;
+    }
+    provenance_free(&ck_prov);
     int rc = 0;
     if (!same_architecture(&ck_net, &r->net))
         rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's; resume with the config it was trained with",
@@ -150,14 +164,22 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     tr_error load_err[2];
     memset(load_err, 0, sizeof load_err);
     int load_rc[2] = { 0, 0 };
+    /* Each file's hash is taken from the bytes as they are read. */
+    data_file *plan = NULL;
+    size_t nplan = 0;
+    if (data_plan(cfg, &plan, &nplan, err) != 0)
+        return -1;
+    r->prov.files = plan;
+    r->prov.nfiles = nplan;
+    snprintf(r->prov.version, sizeof r->prov.version, "%s", TRAINER_VERSION);
+    r->prov.seed = cfg->seed;
+    r->prov.test_accuracy = -1.0;
 #pragma omp parallel sections num_threads(threads_resolve(opts->nthreads) >= 2 ? 2 : 1)
     {
 #pragma omp section
-        load_rc[0] = dataset_load(&r->train, cfg->train_images, cfg->train_labels, (unsigned)cfg->classes,
-                                  (size_t)cfg->limit, &load_err[0]);
+        load_rc[0] = data_load_train(&r->train, plan, nplan, cfg, &load_err[0]);
 #pragma omp section
-        load_rc[1] = dataset_load(&r->test, cfg->test_images, cfg->test_labels, (unsigned)cfg->classes,
-                                  (size_t)cfg->test_limit, &load_err[1]);
+        load_rc[1] = data_load_test(&r->test, plan, nplan, cfg, &load_err[1]);
     }
     for (int i = 0; i < 2; i++)
         if (load_rc[i] != 0)
@@ -222,6 +244,7 @@ static void teardown(run *r)
     net_free(&r->net);
     dataset_free(&r->train);
     dataset_free(&r->test);
+    provenance_free(&r->prov);
 }
 
 /* The optimizer step on parameters [c0, c1), layer by layer (each layer has
@@ -499,6 +522,16 @@ static int evaluate(run *r, size_t first, size_t count, const dataset *ds, doubl
     return 0;
 }
 
+/* The provenance of a file written now, holding the weights of EPOCHS
+ * epochs after SECONDS of training in this run. */
+static const provenance *stamp(run *r, uint64_t epochs, double seconds)
+{
+    r->prov.epochs = epochs;
+    r->prov.train_seconds = r->seconds_before + seconds;
+    r->prov.created = provenance_now();
+    return &r->prov;
+}
+
 int train_run(const config *cfg, const train_options *opts, train_result *res, tr_error *err)
 {
     memset(res, 0, sizeof *res);
@@ -586,7 +619,9 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         if (stop_at != UINT64_MAX) {
             r.state.epoch = epoch;
             r.state.batch = stop_at;
-            if (dist_agree(leader ? checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err) : 0, err))
+            const provenance *p = stamp(&r, epoch, res->train_seconds + (timer_now() - t0));
+            if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) : 0,
+                           err))
                 goto out;
             /* Another rank may have seen the signal first. */
             res->interrupted_by = opts->stop && *opts->stop ? (int)*opts->stop : SIGTERM;
@@ -617,6 +652,9 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             goto out;
         res->test_acc = rep.test_acc;
         res->test_total = r.test.count;
+        r.prov.test_accuracy = rep.test_acc;
+        r.prov.test_correct = res->test_correct;
+        r.prov.test_total = r.test.count;
         rep.eval_seconds = timer_now() - t1;
 
         /* With a validation set the model file keeps the best epoch;
@@ -639,11 +677,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         }
         if (steps && fflush(steps) != 0 && wrc == 0)
             wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", r.steps_path);
+        const provenance *p = stamp(&r, epoch + 1, res->train_seconds);
         if (leader && wrc == 0 && better)
-            wrc = checkpoint_save(cfg->model, cfg, &r.net, NULL, NULL, err);
+            wrc = checkpoint_save_prov(cfg->model, cfg, &r.net, NULL, NULL, p, err);
         rep.saved_model = better;
         if (leader && wrc == 0)
-            wrc = checkpoint_save(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, err);
+            wrc = checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err);
         if (dist_agree(wrc, err) != 0)
             goto out;
         if (leader && opts->obs.on_epoch)

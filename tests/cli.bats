@@ -142,7 +142,7 @@ setup() {
     mkdir "$D/a" "$D/b"
     train_small "$D/a" -q --set data.limit=100 --set data.test_limit=100 --set train.batch_size=20 --set train.seed=5
     train_small "$D/b" -q --set data.limit=100 --set data.test_limit=100 --set train.batch_size=20 --set=train.seed=5
-    assert_same_file "$D/a/m.model" "$D/b/m.model"
+    assert_same_model "$D/a/m.model" "$D/b/m.model"
     run --separate-stderr train_small "$D/b" --set data.limit=100 --set data.test_limit=100 --set train.batch_size=20 \
         --set=train.seed=5 --set train.epochs=2 --resume="$D/b/m.model.ckpt"
     assert_status 0
@@ -164,5 +164,5 @@ setup() {
         --set train.batch_size=20
     assert_status 0
     [[ ${lines[0]} == *"config (built-in defaults)"* ]] || skip "this binary found a default config: ${lines[0]}"
-    assert_same_file "$D/file/m.model" "$D/builtin/m.model"
+    assert_same_model "$D/file/m.model" "$D/builtin/m.model"
 }

@@ -110,6 +110,20 @@ assert_same_file() { # A B
     cmp "$1" "$2" || fail "$1 and $2 differ"
 }
 
+# Model and checkpoint files (docs/model-format.md) end with the run's
+# creation time and training time, then the CRC-32: the same model is the
+# same bytes but for those last 20, in files of the same length. Both files
+# must carry provenance (flags bit 1), so the cut never hides weights.
+assert_same_model() { # A B
+    local a b f
+    a=$(stat -c %s "$1") && b=$(stat -c %s "$2") || return
+    [ "$a" -eq "$b" ] || fail "$1 ($a bytes) and $2 ($b bytes) differ in length" || return
+    for f in "$1" "$2"; do
+        (( $(od -An -tu4 -j 12 -N 4 --endian=little "$f") & 2 )) || fail "$f records no provenance" || return
+    done
+    cmp -n $((a - 20)) "$1" "$2" || fail "$1 and $2 differ before the run's times"
+}
+
 # After `run --separate-stderr`: stderr is exactly one line, starting with
 # "trainer: ", containing every given string. SHOW_ERRORS=1 in the
 # environment prints each such line in the TAP output, for review.

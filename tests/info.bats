@@ -146,4 +146,98 @@ fixture_sets() {
     [ "$(jget 'd["test"]["limit"]' <<<"$j")" = 100 ]
     # a checkpoint holds the same weights as the model of its last epoch
     [ "$("$TRAINER" info "$D/a/m.model.ckpt" --json | jget 'd["weights_sha256"]')" = "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+    # a smaller test set changes the file (config, provenance) but not the weights
+    mkdir "$D/b" "$D/c"
+    train_small "$D/b" -q --set data.limit=200 --set data.test_limit=50 --set output.metrics=
+    run ! cmp -s <(head -c -20 "$D/a/m.model") <(head -c -20 "$D/b/m.model")
+    [ "$("$TRAINER" info "$D/b/m.model" --json | jget 'd["weights_sha256"]')" = "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+    # and other weights, another hash
+    train_small "$D/c" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics= --set train.seed=3
+    [ "$("$TRAINER" info "$D/c/m.model" --json | jget 'd["weights_sha256"]')" != "$(jget 'd["weights_sha256"]' <<<"$j")" ]
+}
+
+@test "a trained model records its provenance; its fingerprint equals its config's" {
+    mkdir "$D/a"
+    local -a ARGS
+    small_argv "$D/a"
+    local -a sets=(--set data.limit=300 --set data.test_limit=200 --set train.epochs=2 --set output.metrics=
+        --set train.seed=9)
+    local before after
+    before=$(date -u +%s)
+    run --separate-stderr "$TRAINER" train "${ARGS[@]}" "${sets[@]}"
+    assert_status 0
+    after=$(date -u +%s)
+    parse_accuracy "$output"
+    local m c
+    m=$("$TRAINER" info "$D/a/m.model" --json)
+    c=$("$TRAINER" info --config "${ARGS[@]}" "${sets[@]}" --json)
+    [ "$(jget 'd["fingerprint"]' <<<"$m")" = "$(jget 'd["fingerprint"]' <<<"$c")" ]
+    [ "$(jget 'd["data"]' <<<"$m")" = "$(jget 'd["data"]' <<<"$c")" ]
+    [ "$(jget 'd["trainer_version"]' <<<"$m")" = "$("$TRAINER" --version | cut -d' ' -f2)" ]
+    [ "$(jget 'd["seed"]' <<<"$m")" = 9 ]
+    [ "$(jget 'd["epochs"]' <<<"$m")" = 2 ]
+    [ "$(jget '"%.4f" % d["test_accuracy"]' <<<"$m")" = "$ACC" ]
+    [ "$(jget 'd["test_correct"], d["test_total"]' <<<"$m")" = "($CORRECT, $TOTAL)" ]
+    greater "$(jget 'd["train_seconds"]' <<<"$m")" 0
+    local created
+    created=$(date -u -d "$(jget 'd["created"]' <<<"$m")" +%s)
+    [ "$created" -ge "$before" ] && [ "$created" -le "$after" ] || fail "created $created not in [$before, $after]"
+    # the checkpoint records the same run
+    [ "$("$TRAINER" info "$D/a/m.model.ckpt" --json | jget 'd["fingerprint"], d["epochs"]')" = \
+        "$(jget 'd["fingerprint"], d["epochs"]' <<<"$m")" ]
+    # the listing says the same
+    run --separate-stderr "$TRAINER" info "$D/a/m.model"
+    assert_status 0
+    assert_contains "$output" "test accuracy    $ACC ($CORRECT/$TOTAL)"
+    assert_contains "$output" "created          $(jget 'd["created"]' <<<"$m")"
+    # another config, another fingerprint
+    c=$("$TRAINER" info --config "${ARGS[@]}" "${sets[@]}" --set train.epochs=3 --json)
+    [ "$(jget 'd["fingerprint"]' <<<"$m")" != "$(jget 'd["fingerprint"]' <<<"$c")" ]
+}
+
+@test "SOURCE_DATE_EPOCH fixes the created time; model identity leaves out only the run's times" {
+    mkdir "$D/a" "$D/b"
+    SOURCE_DATE_EPOCH=1234567890 train_small "$D/a" -q --set data.limit=200 --set data.test_limit=100 \
+        --set output.metrics=
+    [ "$("$TRAINER" info "$D/a/m.model" --json | jget 'd["created"]')" = 2009-02-13T23:31:30Z ]
+    train_small "$D/b" -q --set data.limit=200 --set data.test_limit=100 --set output.metrics= --threads 2
+    assert_same_model "$D/a/m.model" "$D/b/m.model"
+    # the times differ, and they are all that differs
+    run ! cmp -s "$D/a/m.model" "$D/b/m.model"
+    # the comparison can fail: one byte before the times
+    local n
+    n=$(stat -c %s "$D/b/m.model")
+    cp "$D/b/m.model" "$D/c.model"
+    printf '\x01' | dd of="$D/c.model" bs=1 seek=$((n - 21)) conv=notrunc status=none
+    run ! assert_same_model "$D/a/m.model" "$D/c.model"
+}
+
+@test "a version-1 model and checkpoint (made by the trainer of 06edc21) still load, evaluate, predict and resume" {
+    local v1=$ROOT/tests/data
+    local -a T=(--set "data.test_images=$FIXTURES/test-images.gz" --set "data.test_labels=$FIXTURES/test-labels.gz")
+    run --separate-stderr "$TRAINER" eval "$v1/v1.model" -q "${T[@]}" --set data.test_limit=500
+    assert_status 0
+    [ "$output" = "$(cat "$v1/v1.eval")" ]
+    run --separate-stderr "$TRAINER" eval "$v1/v1.ckpt" -q "${T[@]}" --set data.test_limit=500
+    assert_status 0
+    [ "$output" = "$(cat "$v1/v1.eval")" ]
+    run --separate-stderr "$TRAINER" predict "$v1/v1.model" "$FIXTURES/test-images.gz"
+    assert_status 0
+    [ "$(head -n 21 <<<"$output" | sed 's/^[^[]*\[/[/')" = "$(cat "$v1/v1.predict")" ]
+    # info: the weights, no provenance
+    run --separate-stderr "$TRAINER" info "$v1/v1.model" --json
+    assert_status 0
+    [ "$(jget 'd["trainer_version"], d["fingerprint"], d["created"], d["data"]' <<<"$output")" = "(None, None, None, [])" ]
+    [ "$(jget 'd["weights_sha256"]' <<<"$output")" = "$(model_params "$v1/v1.model" | hexsha)" ]
+    run --separate-stderr "$TRAINER" info "$v1/v1.model"
+    assert_status 0
+    assert_contains "$output" "not recorded"
+    # resume the version-1 checkpoint (2 epochs done) to 3: a version-2 model with provenance
+    mkdir "$D/r"
+    run --separate-stderr "$TRAINER" train "$v1/v1.ini" "${T[@]}" --set "data.train_images=$FIXTURES/train-images.gz" \
+        --set "data.train_labels=$FIXTURES/train-labels.gz" --set train.epochs=3 --set "output.model=$D/r/m.model" \
+        --resume "$v1/v1.ckpt"
+    assert_status 0
+    assert_contains "$output" ": epoch 3, batch 1"
+    [ "$("$TRAINER" info "$D/r/m.model" --json | jget 'd["epochs"]')" = 3 ]
 }

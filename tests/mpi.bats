@@ -5,6 +5,8 @@
 # under mpirun. Ranks are oversubscribed on this machine: it tests behaviour,
 # not speed.
 
+load helpers
+
 setup() {
     ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
     MPI_TRAINER=${MPI_TRAINER:-$ROOT/build/mpi/trainer}
@@ -34,7 +36,7 @@ mpi() { # ranks, args...
         [ "$status" -eq 0 ]
         # rank 0 alone prints: one accuracy line
         [ "$(grep -c '^accuracy: ' <<< "$output")" -eq 1 ]
-        cmp "$W/one.model" "$W/np$n.model"
+        assert_same_model "$W/one.model" "$W/np$n.model"
     done
 }
 
@@ -42,7 +44,7 @@ mpi() { # ranks, args...
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 --set "output.model=$W/one.model"
     OMP_NUM_THREADS=2 mpi 2 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 \
         --set "output.model=$W/two.model"
-    cmp "$W/one.model" "$W/two.model"
+    assert_same_model "$W/one.model" "$W/two.model"
 }
 
 @test "a bad data path on one rank ends the job within seconds, naming the rank and the file" {
@@ -62,5 +64,5 @@ mpi() { # ranks, args...
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/one.model"
     mpi 2 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.epochs=1 --set "output.model=$W/r.model"
     mpi 3 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/r.model" --resume "$W/r.model.ckpt"
-    cmp "$W/one.model" "$W/r.model"
+    assert_same_model "$W/one.model" "$W/r.model"
 }

@@ -24,8 +24,8 @@ setup() {
         assert_contains "$output" " parameters; $t thread"
     done
     for t in 2 3 8; do
-        assert_same_file "$D/t1/m.model" "$D/t$t/m.model"
-        assert_same_file "$D/t1/m.model.ckpt" "$D/t$t/m.model.ckpt"
+        assert_same_model "$D/t1/m.model" "$D/t$t/m.model"
+        assert_same_model "$D/t1/m.model.ckpt" "$D/t$t/m.model.ckpt"
     done
 }
 
@@ -36,7 +36,7 @@ setup() {
     OMP_NUM_THREADS=1 run --separate-stderr train_small "$D/b" --threads 3 --set output.metrics=
     assert_status 0
     assert_contains "$output" "3 threads"
-    assert_same_file "$D/a/m.model" "$D/b/m.model"
+    assert_same_model "$D/a/m.model" "$D/b/m.model"
 }
 
 @test "batches above the block count (130: blocks of 3, last one partial) are thread-independent too" {
@@ -45,7 +45,7 @@ setup() {
     assert_status 0
     run --separate-stderr train_small "$D/b" --threads 3 --set train.batch_size=130 --set output.metrics=
     assert_status 0
-    assert_same_file "$D/a/m.model" "$D/b/m.model"
+    assert_same_model "$D/a/m.model" "$D/b/m.model"
 }
 
 @test "a different seed gives different weights (the comparisons above can fail)" {
@@ -75,8 +75,8 @@ setup() {
         --resume "$D/resumed/m.model.ckpt"
     assert_status 0
     assert_contains "$output" "resuming from $D/resumed/m.model.ckpt: epoch 2, batch 1"
-    assert_same_file "$D/straight/m.model" "$D/resumed/m.model"
-    assert_same_file "$D/straight/m.model.ckpt" "$D/resumed/m.model.ckpt"
+    assert_same_model "$D/straight/m.model" "$D/resumed/m.model"
+    assert_same_model "$D/straight/m.model.ckpt" "$D/resumed/m.model.ckpt"
     # the per-step loss log continues where it stopped: same steps, same losses
     assert_same_file "$D/straight/m.steps.csv" "$D/resumed/m.steps.csv"
     # One row per epoch, no duplicate; everything but the timings agrees.
@@ -156,8 +156,8 @@ suggested() { # STDERR_FILE
     run --separate-stderr "${SUGGESTED[@]}"
     assert_status 0
     assert_contains "$output" "resuming from $I/m.model.ckpt"
-    assert_same_file "$D/straight/m.model" "$I/m.model"
-    assert_same_file "$D/straight/m.model.ckpt" "$I/m.model.ckpt"
+    assert_same_model "$D/straight/m.model" "$I/m.model"
+    assert_same_model "$D/straight/m.model.ckpt" "$I/m.model.ckpt"
     [ "$(cut -d, -f1-6 "$D/straight/m.csv")" = "$(cut -d, -f1-6 "$I/m.csv")" ]
 }
 

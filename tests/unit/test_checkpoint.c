@@ -250,10 +250,10 @@ static void checkpoint_version_and_consistency(void **state)
     assert_int_equal(orig[8], MODEL_VERSION);
 
     memcpy(copy, orig, len);
-    copy[8] = 2; /* version, little-endian */
+    copy[8] = 3; /* version, little-endian */
     fix_crc(copy, len);
     write_file(q, copy, len);
-    expect_load_fails(q, "version 2");
+    expect_load_fails(q, "version 3");
 
     /* The stored config says 3 filters where the weights are for 2. */
     memcpy(copy, orig, len);
@@ -342,8 +342,165 @@ static void checkpoint_atomic_write(void **state)
     model_free(&a);
 }
 
+/* A provenance with two data files and every field set. */
+static provenance prov_make(void)
+{
+    provenance p;
+    memset(&p, 0, sizeof p);
+    strcpy(p.version, "9.8.7");
+    p.seed = 42;
+    p.epochs = 3;
+    p.test_accuracy = 0.9876;
+    p.test_correct = 9876;
+    p.test_total = 10000;
+    p.created = 1700000000;
+    p.train_seconds = 12.5;
+    p.nfiles = 2;
+    p.files = calloc(2, sizeof *p.files);
+    assert_non_null(p.files);
+    strcpy(p.files[0].role, "train_images");
+    strcpy(p.files[0].path, "data/x-images.gz");
+    strcpy(p.files[1].role, "train_labels");
+    strcpy(p.files[1].path, "data/x \"labels\".gz");
+    for (int i = 0; i < DIGEST_SIZE; i++) {
+        p.files[0].sha256[i] = (uint8_t)i;
+        p.files[1].sha256[i] = (uint8_t)(255 - i);
+    }
+    p.files[0].count = 60000;
+    p.files[1].count = 60001;
+    return p;
+}
+
+static void assert_same_provenance(const provenance *a, const provenance *b)
+{
+    assert_string_equal(a->version, b->version);
+    assert_int_equal(a->seed, b->seed);
+    assert_int_equal(a->epochs, b->epochs);
+    assert_true(a->test_accuracy == b->test_accuracy);
+    assert_int_equal(a->test_correct, b->test_correct);
+    assert_int_equal(a->test_total, b->test_total);
+    assert_int_equal(a->created, b->created);
+    assert_true(a->train_seconds == b->train_seconds);
+    assert_int_equal(a->nfiles, b->nfiles);
+    for (size_t i = 0; i < a->nfiles; i++) {
+        assert_string_equal(a->files[i].role, b->files[i].role);
+        assert_string_equal(a->files[i].path, b->files[i].path);
+        assert_memory_equal(a->files[i].sha256, b->files[i].sha256, DIGEST_SIZE);
+        assert_int_equal(a->files[i].count, b->files[i].count);
+    }
+}
+
+/* Provenance round-trips in a model and in a checkpoint (read as a
+ * checkpoint and as a model); the run's times are the last 20 bytes. */
+static void provenance_round_trip(void **state)
+{
+    const char *dir = *state;
+    model a, b;
+    model_make(&a, 1, "adam", 70);
+    provenance p = prov_make(), back;
+    tr_error err = { 0 };
+    const char *m = path_in(dir, "m.model"), *c = path_in(dir, "m.ckpt");
+    assert_ok(checkpoint_save_prov(m, &a.cfg, &a.net, NULL, NULL, &p, &err), &err);
+    assert_ok(checkpoint_save_prov(c, &a.cfg, &a.net, &a.opt, &a.st, &p, &err), &err);
+    memset(&b, 0, sizeof b);
+    assert_ok(checkpoint_load_prov(m, &b.cfg, &b.net, NULL, NULL, &back, &err), &err);
+    assert_same_model(&a, &b, 0);
+    assert_same_provenance(&p, &back);
+    provenance_free(&back);
+    net_free(&b.net);
+    memset(&b, 0, sizeof b);
+    assert_ok(checkpoint_load_prov(c, &b.cfg, &b.net, &b.opt, &b.st, &back, &err), &err);
+    assert_same_model(&a, &b, 1);
+    assert_same_provenance(&p, &back);
+    provenance_free(&back);
+    model_free(&b);
+    memset(&b, 0, sizeof b);
+    assert_ok(checkpoint_load_prov(c, &b.cfg, &b.net, NULL, NULL, &back, &err), &err);
+    assert_same_provenance(&p, &back);
+    provenance_free(&back);
+    net_free(&b.net);
+
+    /* Another time and duration change the last 20 bytes only. */
+    size_t len1, len2;
+    uint8_t *one = read_file(c, &len1);
+    p.created += 1000;
+    p.train_seconds *= 2;
+    assert_ok(checkpoint_save_prov(c, &a.cfg, &a.net, &a.opt, &a.st, &p, &err), &err);
+    uint8_t *two = read_file(c, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(one, two, len1 - 20);
+    assert_memory_not_equal(one + len1 - 20, two + len1 - 20, 8);
+    assert_memory_not_equal(one + len1 - 12, two + len1 - 12, 8);
+    free(one);
+    free(two);
+    provenance_free(&p);
+    model_free(&a);
+}
+
+/* A version-1 file (a version-2 file without provenance, as the format
+ * says) still loads, and reports no provenance; version 1 cannot claim
+ * provenance; damage inside the provenance is refused by name. */
+static void provenance_version_1_and_damage(void **state)
+{
+    const char *dir = *state;
+    model a, b;
+    model_make(&a, 1, "sgd", 80);
+    tr_error err = { 0 };
+    const char *p = path_in(dir, "m.ckpt"), *q = path_in(dir, "v1.ckpt");
+    assert_ok(checkpoint_save(p, &a.cfg, &a.net, &a.opt, &a.st, &err), &err);
+    size_t len;
+    uint8_t *bytes = read_file(p, &len);
+    assert_int_equal(bytes[8], 2);
+    assert_int_equal(bytes[12], 1); /* training state, no provenance */
+    bytes[8] = 1;
+    fix_crc(bytes, len);
+    write_file(q, bytes, len);
+    provenance back;
+    memset(&b, 0, sizeof b);
+    assert_ok(checkpoint_load_prov(q, &b.cfg, &b.net, &b.opt, &b.st, &back, &err), &err);
+    assert_same_model(&a, &b, 1);
+    assert_string_equal(back.version, "");
+    assert_int_equal(back.nfiles, 0);
+    model_free(&b);
+    bytes[12] = 3; /* version 1 with a provenance flag */
+    fix_crc(bytes, len);
+    write_file(q, bytes, len);
+    expect_load_fails(q, "unknown flags");
+    free(bytes);
+
+    /* Cut short anywhere inside the provenance, CRC made good. */
+    provenance pv = prov_make();
+    size_t plain_len = len;
+    assert_ok(checkpoint_save_prov(p, &a.cfg, &a.net, &a.opt, &a.st, &pv, &err), &err);
+    bytes = read_file(p, &len);
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    size_t prov_len = len - plain_len;
+    assert_true(prov_len > 100);
+    for (size_t cut = 1; cut <= prov_len; cut += 7) {
+        memcpy(copy, bytes, len);
+        memcpy(copy + len - 4 - cut, bytes + len - 4, 4);
+        fix_crc(copy, len - cut);
+        write_file(q, copy, len - cut);
+        expect_load_fails(q, "provenance");
+    }
+    /* A file count far beyond what the file holds. */
+    memcpy(copy, bytes, len);
+    uint8_t *nfiles = (uint8_t *)memmem(copy, len, "9.8.7", 5) + 5 + 8 * 5; /* after seed .. test_total */
+    nfiles[3] = 0x7f;
+    fix_crc(copy, len);
+    write_file(q, copy, len);
+    expect_load_fails(q, "more data files than it holds");
+    free(copy);
+    free(bytes);
+    provenance_free(&pv);
+    model_free(&a);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 static const struct CMUnitTest tests[] = {
+    T(provenance_round_trip),
+    T(provenance_version_1_and_damage),
     T(checkpoint_round_trip),
     T(model_is_not_a_checkpoint),
     T(checkpoint_every_byte_flip_caught),

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "digest.h"
 #include "json.h"
@@ -182,11 +184,66 @@ static void fingerprint_moves_with_every_input(void **state)
     assert_string_not_equal(base, other);
 }
 
+/* data.extra: pairs in bytewise name order between the training and the
+ * test files; dot-names skipped; anything else refused by name. */
+static void plan_lists_extra_pairs_in_name_order(void **state)
+{
+    const char *dir = *state;
+    const char *names[] = { "b-labels-idx1-ubyte.gz", "B-images-idx3-ubyte", "a-b-images-idx3-ubyte.gz",
+                            "b-images-idx3-ubyte.gz", "a-b-labels-idx1-ubyte", "B-labels-idx1-ubyte",
+                            "a-images-idx3-ubyte", "a-labels-idx1-ubyte.gz", ".c-images-idx3-ubyte.gz" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        write_file(path_in(dir, names[i]), "x", 1);
+    config c;
+    config_defaults(&c);
+    tr_error err = { 0 };
+    char set[1200];
+    snprintf(set, sizeof set, "data.extra=%s", dir);
+    assert_ok(config_set(&c, set, &err), &err);
+    data_file *files;
+    size_t n;
+    assert_ok(data_plan(&c, &files, &n, &err), &err);
+    /* B < a < a-b < b, bytewise */
+    const char *want[] = { "B-images-idx3-ubyte", "B-labels-idx1-ubyte", "a-images-idx3-ubyte",
+                           "a-labels-idx1-ubyte.gz", "a-b-images-idx3-ubyte.gz", "a-b-labels-idx1-ubyte",
+                           "b-images-idx3-ubyte.gz", "b-labels-idx1-ubyte.gz" };
+    assert_int_equal(n, 2 + 8 + 2);
+    assert_string_equal(files[0].role, "train_images");
+    assert_string_equal(files[1].role, "train_labels");
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(files[2 + i].role, i % 2 ? "extra_labels" : "extra_images");
+        assert_string_equal(files[2 + i].path, path_in(dir, want[i]));
+    }
+    assert_string_equal(files[10].role, "test_images");
+    assert_string_equal(files[11].role, "test_labels");
+    free(files);
+
+    /* refusals, each naming the file */
+    write_file(path_in(dir, "b-images-idx3-ubyte"), "x", 1);
+    assert_fails(data_plan(&c, &files, &n, &err), &err, TR_EINPUT, "b-images-idx3-ubyte.gz", "two images files");
+    unlink(path_in(dir, "b-images-idx3-ubyte"));
+    unlink(path_in(dir, "b-labels-idx1-ubyte.gz"));
+    memset(&err, 0, sizeof err);
+    assert_fails(data_plan(&c, &files, &n, &err), &err, TR_EINPUT, path_in(dir, "b-images-idx3-ubyte.gz"),
+                 "no b-labels-idx1-ubyte[.gz]");
+    unlink(path_in(dir, "b-images-idx3-ubyte.gz"));
+    write_file(path_in(dir, "-images-idx3-ubyte.gz"), "x", 1); /* no NAME */
+    memset(&err, 0, sizeof err);
+    assert_fails(data_plan(&c, &files, &n, &err), &err, TR_EINPUT, path_in(dir, "-images-idx3-ubyte.gz"),
+                 "not NAME-images");
+    unlink(path_in(dir, "-images-idx3-ubyte.gz"));
+    assert_int_equal(mkdir(path_in(dir, "d-images-idx3-ubyte"), 0755), 0);
+    memset(&err, 0, sizeof err);
+    assert_fails(data_plan(&c, &files, &n, &err), &err, TR_EINPUT, path_in(dir, "d-images-idx3-ubyte"),
+                 "not a regular file");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(digest_known_answers),
     cmocka_unit_test(json_escapes_and_nests),
     T(data_file_hash_and_count),
     cmocka_unit_test(fingerprint_moves_with_every_input),
+    T(plan_lists_extra_pairs_in_name_order),
 };
 TEST_GROUP(provenance_group, tests);
