@@ -35,10 +35,18 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTRAINER_DATADIR='"$(DATADIR)"'
 CFLAGS   ?= $(OPT_FLAGS)
 CFLAGS   += -std=c11 $(WARN) $(OMP_FLAGS) -MMD -MP
-LDLIBS   += -linih -lpng -lz -lm
+LDLIBS   += -linih -lpng -ljpeg -lprotobuf-c -lz -lm
 
-SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-OBJS := $(SRCS:src/%.c=build/%.o)
+# The ONNX messages: C code that protoc-c generates at build time from the
+# schema Debian ships (libonnx-dev), never edited by hand.
+ONNX_INCLUDE ?= /usr/include
+ONNX_PROTO := $(ONNX_INCLUDE)/onnx/onnx.proto
+GEN      := build/gen
+GEN_SRCS := $(GEN)/onnx/onnx.pb-c.c
+CPPFLAGS += -I$(GEN)
+
+SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(GEN_SRCS)
+OBJS := $(patsubst $(GEN)/onnx/%.c,build/%.o,$(SRCS:src/%.c=build/%.o))
 
 .PHONY: all run test deps test-deps data bench fuzz install uninstall clean
 
@@ -50,6 +58,16 @@ trainer: $(OBJS) build/main.o
 
 build/%.o: src/%.c | build
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(GEN)/onnx/%.pb-c.c $(GEN)/onnx/%.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(ONNX_INCLUDE) $<
+
+build/onnx.pb-c.o: $(GEN)/onnx/onnx.pb-c.c | build
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Before the first build there are no .d files to say so.
+build/onnx_export.o: $(GEN)/onnx/onnx.pb-c.h
 
 build build/test build/asan build/mpi:
 	mkdir -p $@

@@ -10,7 +10,7 @@
 #define CLI_MAX_SETS 64
 #define CLI_MAX_INPUTS 1024
 
-typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION } cli_command;
+typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION, CMD_EXPORT } cli_command;
 
 typedef struct {
     cli_command cmd;
@@ -28,12 +28,20 @@ typedef struct {
     int threads; /* 0: OMP_NUM_THREADS or all cores */
     int quiet;
     const char *argv0;
+    /* export */
+    const char *onnx_out;
+    int bare; /* the network alone: normalised input, logits */
+    /* predict */
+    const char *preprocess; /* "mnist", "none" or NULL: by file type */
+    const char *save_input; /* folder for what the network saw */
+    int json;
 } cli_args;
 
 int cli_train(const cli_args *a);
 int cli_eval(const cli_args *a);
 int cli_predict(const cli_args *a);
 int cli_report(const cli_args *a);
+int cli_export(const cli_args *a);
 void cli_usage(FILE *f);
 int cli_version(void);
 
