@@ -75,8 +75,12 @@ build build/test build/asan build/mpi:
 deps:
 	@scripts/install-deps.sh
 
+# ONNX Runtime for tests/onnx.bats, from the npm registry at the locked
+# version; its install script would fetch CUDA libraries we do not use.
 test-deps:
 	@scripts/install-deps.sh --test
+	@cd tests/onnx && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+		ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund --loglevel=error; }
 
 data:
 	@scripts/fetch-mnist.sh

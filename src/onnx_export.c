@@ -175,9 +175,14 @@ static char *add_normalization(graph_builder *b, const config *cfg)
         add_node(b, "Add", in_c, 2, out, "norm_add");
         return out;
     }
-    /* Per image: (x - mean) / std over C,H,W, and 0 where std is 0 (a blank
-     * image), as data_normalize does. The variance is the mean square of the
-     * centred pixels, which float32 computes without cancellation. */
+    /* Per image: (x - mean) / std over C,H,W, as data_normalize does. The
+     * variance is the mean square of the centred pixels, which float32
+     * computes without cancellation. data_normalize leaves an image whose
+     * variance is at most 1e-6 at 0; here 1e-12 is added to the variance
+     * instead, which gives the same 0 for a blank image (its centred pixels
+     * are 0) and needs neither Where nor Max, which OpenCV's importer lacks.
+     * Whole-number pixels give any other image a variance of at least
+     * 1/784 - 1/784^2, to which adding 1e-12 changes no float32 bit. */
     char *mean = name_of(b, "norm_mean", "");
     Onnx__NodeProto *n = add_node(b, "ReduceMean", &x, 1, mean, "norm_reduce_mean");
     attr_axes_chw(b, n);
@@ -192,16 +197,13 @@ static char *add_normalization(graph_builder *b, const config *cfg)
     n = add_node(b, "ReduceMean", &sq, 1, var, "norm_reduce_var");
     attr_axes_chw(b, n);
     attr_int(b, n, "keepdims", 1);
+    char *floor_var = name_of(b, "norm_var_safe", "");
+    char *add_in[2] = { var, add_tensor(b, "norm_var_epsilon", NULL, 0, NULL, 0, 1e-12f) };
+    add_node(b, "Add", add_in, 2, floor_var, "norm_add_epsilon");
     char *sd = name_of(b, "norm_std", "");
-    add_node(b, "Sqrt", &var, 1, sd, "norm_sqrt");
-    char *inv = name_of(b, "norm_inv_std", "");
-    add_node(b, "Reciprocal", &sd, 1, inv, "norm_reciprocal");
-    char *spread = name_of(b, "norm_has_spread", "");
-    char *gt_in[2] = { var, add_tensor(b, "norm_min_var", NULL, 0, NULL, 0, 1e-6f) };
-    add_node(b, "Greater", gt_in, 2, spread, "norm_greater");
-    char *safe = name_of(b, "norm_safe_inv_std", "");
-    char *where_in[3] = { spread, inv, add_tensor(b, "norm_zero", NULL, 0, NULL, 0, 0.0f) };
-    add_node(b, "Where", where_in, 3, safe, "norm_where");
+    add_node(b, "Sqrt", &floor_var, 1, sd, "norm_sqrt");
+    char *safe = name_of(b, "norm_inv_std", "");
+    add_node(b, "Reciprocal", &sd, 1, safe, "norm_reciprocal");
     char *out = name_of(b, "normalized", "");
     char *mul_in[2] = { centred, safe };
     add_node(b, "Mul", mul_in, 2, out, "norm_mul");

@@ -54,8 +54,8 @@ int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, 
     int binary = d[1] == '5' || d[1] == '6';
     size_t channels = d[1] == '6' || d[1] == '3' ? 3 : 1; /* PPM: colour, turned grey */
     if (next_int(d, len, &pos, &w) || next_int(d, len, &pos, &h) || next_int(d, len, &pos, &maxval) ||
-        w == 0 || h == 0 || maxval == 0 || maxval > 255) {
-        tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 255)", path);
+        w == 0 || h == 0 || maxval == 0 || maxval > 65535) {
+        tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 65535)", path);
         goto done;
     }
     /* Binary pixels take a byte each, text ones at least two: a header
@@ -72,15 +72,19 @@ int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, 
     }
     if (binary) {
         pos++; /* the single white-space byte after maxval */
-        if (len < pos || len - pos != w * h * channels) {
+        size_t bytes = maxval > 255 ? 2 : 1; /* 16-bit samples are big-endian */
+        if (len < pos || len - pos != w * h * channels * bytes) {
             tr_fail(err, TR_EINPUT, "%s: PGM data is %zu bytes, the header promises %lu", path,
-                    len < pos ? 0 : len - pos, w * h * channels);
+                    len < pos ? 0 : len - pos, w * h * channels * bytes);
             goto done;
         }
         for (size_t i = 0; i < w * h; i++) {
-            const uint8_t *p = d + pos + i * channels;
-            unsigned long rgb[3] = { p[0], p[channels > 1], p[2 * (channels > 1)] };
-            out[i] = channels == 1 ? (uint8_t)(p[0] * 255u / maxval) : luma(rgb, maxval);
+            unsigned long rgb[3];
+            for (size_t c = 0; c < 3; c++) {
+                const uint8_t *p = d + pos + (i * channels + (channels > 1 ? c : 0)) * bytes;
+                rgb[c] = bytes == 2 ? (unsigned long)p[0] << 8 | p[1] : p[0];
+            }
+            out[i] = channels == 1 ? (uint8_t)(rgb[0] * 255u / maxval) : luma(rgb, maxval);
         }
     } else if (channels == 3) {
         for (size_t i = 0; i < w * h; i++) {
