@@ -11,6 +11,7 @@ what `trainer predict --json` printed. Prints figures; exits 1 on failure.
 """
 import gzip
 import json
+import re
 import sys
 
 import cv2
@@ -82,7 +83,8 @@ def main():
         q = net.forward().astype(np.float64)
         print(f"opencv default: max_abs_diff {float(np.abs(q - want_p).max()):.3e}")
     except cv2.error as e:
-        print(f"opencv default: not supported by this OpenCV ({str(e).splitlines()[-1][:80]})")
+        op = re.search(r"\[(\w+)\]:\(onnx_node!", str(e))
+        print(f"opencv default: not supported by this OpenCV (operator {op.group(1) if op else '?'})")
 
 
 main()
