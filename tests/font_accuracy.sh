@@ -8,6 +8,7 @@
 set -eu
 trainer=$1 model=$2 dir=$3 per=${4:-12}
 here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$dir"
 "$here/font_digits.sh" "$dir/pictures" "$per" >"$dir/labels.txt"
 args=()
 while read -r file label; do
