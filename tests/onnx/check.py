@@ -11,7 +11,6 @@ what `trainer predict --json` printed. Prints figures; exits 1 on failure.
 """
 import gzip
 import json
-import re
 import sys
 
 import cv2
@@ -82,9 +81,8 @@ def main():
         net.setInput(x.astype(np.float32))
         q = net.forward().astype(np.float64)
         print(f"opencv default: max_abs_diff {float(np.abs(q - want_p).max()):.3e}")
-    except cv2.error as e:
-        op = re.search(r"\[(\w+)\]:\(onnx_node!", str(e))
-        print(f"opencv default: not supported by this OpenCV (operator {op.group(1) if op else '?'})")
+    except cv2.error:
+        print("opencv default: this OpenCV's importer refuses the normalisation nodes")
 
 
 main()
