@@ -3,7 +3,8 @@
 // with what `trainer predict --json` printed for the same images.
 //   node compare.js MODEL.onnx IMAGES.idx[.gz] PREDICT.jsonl [--bare]
 // --bare: the model takes normalised input and gives logits; this script
-// normalises (per-image z-score, in double) and applies the softmax.
+// normalises (per-image z-score, in double: the model must use zscore) and
+// applies the softmax.
 // Prints one line: images N argmax_agree K max_abs_diff D batches B
 'use strict';
 const fs = require('fs');
