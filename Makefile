@@ -118,7 +118,7 @@ test: test-deps data
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----
 # Each target runs FUZZ_SECONDS; corpora live in build/fuzz/corpus-NAME and
 # start from tests/fuzz/seeds-NAME; crashes land in build/fuzz/.
-FUZZ_TARGETS := idx config model
+FUZZ_TARGETS := idx config model image
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -g -O1 $(ARCH_FLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
