@@ -37,10 +37,18 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTRAINER_DATADIR='"$(DATADIR)"'
 CFLAGS   ?= $(OPT_FLAGS)
 CFLAGS   += -std=c11 $(WARN) $(OMP_FLAGS) -MMD -MP
-LDLIBS   += -linih -lpng -lz -lm -lnettle
+LDLIBS   += -linih -lpng -ljpeg -lprotobuf-c -lnettle -lz -lm
 
-SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
-OBJS := $(SRCS:src/%.c=build/%.o)
+# The ONNX messages: C code that protoc-c generates at build time from the
+# schema Debian ships (libonnx-dev), never edited by hand.
+ONNX_INCLUDE ?= /usr/include
+ONNX_PROTO := $(ONNX_INCLUDE)/onnx/onnx.proto
+GEN      := build/gen
+GEN_SRCS := $(GEN)/onnx/onnx.pb-c.c
+CPPFLAGS += -I$(GEN)
+
+SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(GEN_SRCS)
+OBJS := $(patsubst $(GEN)/onnx/%.c,build/%.o,$(SRCS:src/%.c=build/%.o))
 
 .PHONY: all run test deps test-deps data bench fuzz install uninstall clean
 
@@ -60,14 +68,28 @@ build/datadir: FORCE | build
 build/cli.o: build/datadir
 FORCE:
 
+$(GEN)/onnx/%.pb-c.c $(GEN)/onnx/%.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(ONNX_INCLUDE) $<
+
+build/onnx.pb-c.o: $(GEN)/onnx/onnx.pb-c.c | build
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Before the first build there are no .d files to say so.
+build/onnx_export.o: $(GEN)/onnx/onnx.pb-c.h
+
 build build/test build/asan build/mpi:
 	mkdir -p $@
 
 deps:
 	@scripts/install-deps.sh
 
+# ONNX Runtime for tests/onnx.bats, from the npm registry at the locked
+# version; its install script would fetch CUDA libraries we do not use.
 test-deps:
 	@scripts/install-deps.sh --test
+	@cd tests/onnx && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+		ONNXRUNTIME_NODE_INSTALL_CUDA=skip npm ci --no-audit --no-fund --loglevel=error; }
 
 data:
 	@scripts/fetch-mnist.sh
@@ -105,7 +127,7 @@ test: test-deps data
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----
 # Each target runs FUZZ_SECONDS; corpora live in build/fuzz/corpus-NAME and
 # start from tests/fuzz/seeds-NAME; crashes land in build/fuzz/.
-FUZZ_TARGETS := idx config model
+FUZZ_TARGETS := idx config model image
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -g -O1 $(ARCH_FLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 

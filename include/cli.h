@@ -10,7 +10,7 @@
 #define CLI_MAX_SETS 64
 #define CLI_MAX_INPUTS 1024
 
-typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION, CMD_INFO } cli_command;
+typedef enum { CMD_TRAIN, CMD_EVAL, CMD_PREDICT, CMD_REPORT, CMD_HELP, CMD_VERSION, CMD_INFO, CMD_EXPORT } cli_command;
 
 typedef struct {
     cli_command cmd;
@@ -27,8 +27,14 @@ typedef struct {
     int ninputs;
     int threads; /* 0: OMP_NUM_THREADS or all cores */
     int quiet;
-    int json;    /* info: JSON instead of a listing */
+    int json;    /* info, predict: JSON instead of text */
     const char *argv0;
+    /* export */
+    const char *onnx_out;
+    int bare; /* the network alone: normalised input, logits */
+    /* predict */
+    const char *preprocess; /* "mnist", "none" or NULL: by file type */
+    const char *save_input; /* folder for what the network saw */
 } cli_args;
 
 int cli_train(const cli_args *a);
@@ -38,6 +44,7 @@ int cli_report(const cli_args *a);
 /* info.c: provenance and fingerprint of a model (a->model) or of a config
  * (a->config plus a->sets). */
 int cli_info(const cli_args *a);
+int cli_export(const cli_args *a);
 void cli_usage(FILE *f);
 int cli_version(void);
 

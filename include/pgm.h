@@ -1,5 +1,5 @@
 /* pgm.h - reading single grey images (binary P5 or text P2 PGM) for
- * `trainer predict`. */
+ * `trainer predict`; colour PPM (P6, P3) is read too and turned grey. */
 #ifndef TRAINER_PGM_H
 #define TRAINER_PGM_H
 

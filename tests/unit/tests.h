@@ -34,6 +34,7 @@ extern const test_group checkpoint_group; /* test_checkpoint.c: model files */
 extern const test_group optim_group;      /* test_optim.c: optimizers and schedules */
 extern const test_group data_group;       /* test_data.c: RNG, normalisation, PGM, eval */
 extern const test_group provenance_group; /* test_provenance.c: SHA-256, JSON, data files, fingerprint */
+extern const test_group image_group;      /* test_image.c: PNG/PPM decoding, MNIST-style preprocessing */
 
 /* ---- test data ---- */
 
