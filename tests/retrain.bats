@@ -60,6 +60,9 @@ accuracy_on() { # MODEL TEST_LIMIT
     id=$(production)
     [ -f "$M/history/$id/candidate.model" ]
     [ "$(readlink -f "$M/production.model")" = "$M/history/$id/candidate.model" ]
+    # the ONNX export of the same model, moved by the same swap
+    [ "$(readlink -f "$M/production.onnx")" = "$M/history/$id/candidate.onnx" ]
+    [ -s "$M/production.onnx" ]
     [ "$(status_of outcome)" = promoted ]
     [ "$(status_of production_accuracy)" = null ]
     [ "$(status_of run_id)" = "$id" ]
@@ -143,6 +146,7 @@ accuracy_on() { # MODEL TEST_LIMIT
     [ "$(printf '%s\n' "$output" | wc -l)" -eq 6 ]
     # production.model and production.onnx follow `current`
     [ "$(readlink -f "$M/production.model")" = "$M/history/$b/candidate.model" ]
+    [ "$(readlink -f "$M/production.onnx")" = "$M/history/$b/candidate.onnx" ]
 }
 
 @test "retention keeps exactly K promoted models, production among them" {
