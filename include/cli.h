@@ -28,6 +28,8 @@ typedef struct {
     int threads; /* 0: OMP_NUM_THREADS or all cores */
     int quiet;
     const char *argv0;
+    int argc; /* the whole command line, for the report */
+    char **argv;
 } cli_args;
 
 int cli_train(const cli_args *a);

@@ -52,7 +52,8 @@ void cli_usage(FILE *f)
           "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT | --init MODEL]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer predict MODEL IMAGE.pgm|IMAGES.idx[.gz]...\n"
-          "  trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]\n"
+          "  trainer report MODEL [MODEL2...] [--metrics CSV] [--steps CSV] [--out DIR]\n"
+          "                 [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer --help | --version\n"
           "\n"
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
@@ -63,7 +64,9 @@ void cli_usage(FILE *f)
           "         the test set recorded in it; ends with 'accuracy: A (CORRECT/TOTAL)'.\n"
           "predict  the class and probabilities of each image (PGM, or every image of an IDX file).\n"
           "report   an HTML report in DIR (default: MODEL's folder/report): training curves from\n"
-          "         the metrics CSV, kernels, feature maps, confusion matrix, misclassified images.\n"
+          "         the metrics CSV (default: MODEL's NAME.metrics.csv or NAME.csv beside it;\n"
+          "         --metrics= for none), kernels, feature maps, confusion matrix, misclassified\n"
+          "         images; with more models, their curves overlaid and their configs compared.\n"
           "\n"
           "options:\n"
           "  --set SECTION.KEY=VALUE  override a config key (layers: layer.NAME.KEY); repeatable\n"
@@ -129,6 +132,8 @@ typedef struct {
     int bar;    /* draw a progress bar on stderr */
     int quiet;
     double started;
+    const cli_args *args; /* for the live report */
+    const config *cfg;
 } train_view;
 
 static void view_start(void *user, const train_start_info *info)
@@ -158,11 +163,46 @@ static void view_progress(void *user, size_t done, size_t total, double rate)
     fflush(stderr);
 }
 
+/* The command as typed, for the report's summary. */
+static void command_line(const cli_args *a, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < a->argc && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "", a->argv[i]);
+}
+
+static void print_warnings(const report_result *res)
+{
+    for (int i = 0; i < res->nwarnings; i++)
+        fprintf(stderr, "trainer: warning: %s\n", res->warnings[i]);
+}
+
+/* The report of a run: after every epoch while it trains (LIVE_EPOCH > 0,
+ * the page reloads itself), and once more at the end. */
+static int write_report(const cli_args *a, const config *cfg, int live_epoch, tr_error *err)
+{
+    char steps[CONFIG_PATH_MAX + 16], command[4096];
+    train_steps_path(cfg->metrics, steps, sizeof steps);
+    command_line(a, command, sizeof command);
+    report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, a->threads,
+                          NULL, 0, command, live_epoch, threads_resolve(a->threads) };
+    report_result res;
+    if (report_write(&ro, &res, err) != 0)
+        return -1;
+    if (live_epoch == 0)
+        print_warnings(&res);
+    return 0;
+}
+
 static void view_epoch(void *user, const epoch_report *r)
 {
     train_view *v = user;
     if (v->bar)
         fputs("\r\033[K", stderr);
+    tr_error err = { 0 };
+    if (v->cfg && v->cfg->report[0] && r->epoch < r->epochs && write_report(v->args, v->cfg, r->epoch, &err) != 0)
+        fprintf(stderr, "trainer: warning: the live report was not updated: %s\n", err.msg);
     if (v->quiet)
         return;
     printf("epoch %d/%d  loss %.4f  train %.2f%%", r->epoch, r->epochs, r->train_loss, 100 * r->train_acc);
@@ -221,7 +261,7 @@ int cli_train(const cli_args *a)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit must fail the write, not kill us */
 
-    train_view view = { .quiet = a->quiet, .started = timer_now() };
+    train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg };
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
                              (cfg.progress == PROGRESS_AUTO && isatty(STDERR_FILENO)));
     if (!a->quiet) {
@@ -261,11 +301,7 @@ int cli_train(const cli_args *a)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
     if (cfg.report[0] && dist_rank() == 0) {
-        char steps[CONFIG_PATH_MAX + 16];
-        train_steps_path(cfg.metrics, steps, sizeof steps);
-        report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, steps[0] ? steps : NULL,
-                              cfg.report, NULL, 0, a->threads };
-        if (report_write(&ro, &err) != 0)
+        if (write_report(a, &cfg, 0, &err) != 0)
             return fail_with(&err);
         if (!a->quiet)
             printf("report: %s/report.html\n", cfg.report);
@@ -285,17 +321,15 @@ int cli_report(const cli_args *a)
         snprintf(copy, sizeof copy, "%s", a->model);
         snprintf(out, sizeof out, "%s/report", dirname(copy));
     }
-    /* The step log is found beside the metrics unless named. */
-    char steps[PATH_MAX];
-    train_steps_path(a->metrics ? a->metrics : "", steps, sizeof steps);
-    if (a->steps)
-        snprintf(steps, sizeof steps, "%s", a->steps);
-    else if (steps[0] && access(steps, R_OK) != 0)
-        steps[0] = '\0';
-    report_options ro = { a->model, a->metrics, steps[0] ? steps : NULL, out, a->sets, a->nsets, a->threads };
+    char command[4096];
+    command_line(a, command, sizeof command);
+    report_options ro = { a->model, a->metrics, a->steps, out, a->sets, a->nsets, a->threads,
+                          a->inputs, a->ninputs, command, 0, 0 };
     tr_error err = { 0 };
-    if (report_write(&ro, &err) != 0)
+    report_result res;
+    if (report_write(&ro, &res, &err) != 0)
         return fail_with(&err);
+    print_warnings(&res);
     printf("report: %s/report.html\n", out);
     return 0;
 }

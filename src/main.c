@@ -55,7 +55,7 @@ static int run_command(int argc, char **argv)
         cli_command cmd;
     } commands[] = { { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "predict", CMD_PREDICT },
                      { "report", CMD_REPORT }, { "help", CMD_HELP } };
-    cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0] };
+    cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0], .argc = argc, .argv = argv };
     int i = 1;
     for (size_t c = 0; i < argc && c < sizeof commands / sizeof commands[0]; c++)
         if (!strcmp(argv[i], commands[c].word)) {
@@ -122,9 +122,12 @@ static int run_command(int argc, char **argv)
         a.model = positional[0];
         return cli_eval(&a);
     case CMD_REPORT:
-        if (npos != 1)
-            return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]");
+        if (npos < 1)
+            return cli_error(TR_EINPUT, "usage: trainer report MODEL [MODEL2...] [--metrics CSV] [--steps CSV] "
+                                        "[--out DIR] [--set data.test_images=PATH --set data.test_labels=PATH]");
         a.model = positional[0];
+        for (int k = 1; k < npos; k++)
+            a.inputs[a.ninputs++] = positional[k];
         return cli_report(&a);
     case CMD_PREDICT:
         if (npos < 2)
