@@ -560,7 +560,7 @@ static void page_head(FILE *f, const report_ctx *c)
           "td,th{border-color:#555}pre{background:#25282b}.warn{background:#401;color:#fcc}"
           ".live{background:#123;color:#cdf}.sample{border-color:#555}}\n"
           "@media print{body{max-width:none;margin:0;color:#000;background:#fff}.scroll{overflow:visible}"
-          "table,figure,.sample,.kernels,.charts img,pre{break-inside:avoid}h2,h3{break-after:avoid}"
+          "table,figure,.sample,.kernels,.charts img,pre{break-inside:avoid}h2,h3,h2+p,h3+p{break-after:avoid}"
           ".live{display:none}}\n"
           "</style></head><body>\n<h1>trainer report</h1>\n",
           f);

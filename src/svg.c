@@ -95,6 +95,10 @@ static void ranges(const svg_chart *c, frame *fr)
     if (c->logy) {
         fr->ymin = log10(round125(ylo, 0));
         fr->ymax = log10(round125(yhi > ylo ? yhi : ylo * 10, 1));
+        if (fr->ymax - fr->ymin > 2) { /* ticks at decades only: end on decades too */
+            fr->ymin = floor(fr->ymin + 1e-9);
+            fr->ymax = ceil(fr->ymax - 1e-9);
+        }
         return;
     }
     if (!(yhi > ylo))
@@ -119,8 +123,10 @@ static int legend(FILE *f, const svg_chart *c)
         }
         if (f) {
             double y = LEGEND_TOP + LEGEND_ROW * row;
-            fprintf(f, "<g class=\"legend\"><rect x=\"%.0f\" y=\"%.0f\" width=\"18\" height=\"4\" fill=\"%s\"%s/>",
-                    x, y - 4, c->series[s].color, c->series[s].faint ? " fill-opacity=\"0.45\"" : "");
+            fprintf(f, "<g class=\"legend\"><line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" "
+                       "stroke-width=\"3\"%s%s/>",
+                    x, y - 4, x + 18, y - 4, c->series[s].color, c->series[s].faint ? " stroke-opacity=\"0.45\"" : "",
+                    c->series[s].dashed ? " stroke-dasharray=\"5 3\"" : "");
             fprintf(f, "<text class=\"fg\" x=\"%.0f\" y=\"%.0f\">", x + 24, y);
             svg_escape(f, c->series[s].name);
             fputs("</text></g>\n", f);

@@ -179,7 +179,7 @@ def printed(folder, pdf):
 
 
 def main():
-    folder, mode, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    folder, mode, out = Path(sys.argv[1]).resolve(), sys.argv[2], str(Path(sys.argv[3]).resolve())
     if not shutil.which("chromium"):
         sys.exit("chromium is not installed")
     if mode == "print":
