@@ -78,8 +78,16 @@ def decode_png(path):
     assert depth == 8 and color in (2, 6), f"{path}: want 8-bit RGB(A), got depth {depth} colour type {color}"
     ch = 3 if color == 2 else 4
     raw, stride, rows, prev = zlib.decompress(idat), w * ch, [], bytearray(w * ch)
+    lo7, hi1 = int.from_bytes(b"\x7f" * stride, "big"), int.from_bytes(b"\x80" * stride, "big")
     for y in range(h):
         ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if ftype in (0, 2):  # none, or up: bytewise sums done on one big integer, with no carries across bytes
+            if ftype == 2:
+                x, p = int.from_bytes(line, "big"), int.from_bytes(prev, "big")
+                line = bytearray((((x & lo7) + (p & lo7)) ^ ((x ^ p) & hi1)).to_bytes(stride, "big"))
+            rows.append(line)
+            prev = line
+            continue
         for i in range(stride):
             a = line[i - ch] if i >= ch else 0
             b, c = prev[i], prev[i - ch] if i >= ch else 0
