@@ -281,6 +281,9 @@ int cli_train(const cli_args *a)
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
+        /* A live report stops reloading: it is rewritten without the refresh. */
+        if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, &err) != 0)
+            fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err.msg);
         fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n", res.interrupted_by,
                 res.checkpoint);
         /* The same config and the same --set options: resuming with

@@ -195,6 +195,7 @@ typedef struct {
     float *conf;
     double eval_secs;
     int model_epoch; /* the metrics row the model file holds (1-based), 0 if unknown */
+    const char *tie; /* how the metrics were checked against the model, for the summary */
     struct stat st;
 } run_data;
 
@@ -260,7 +261,7 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
     const metrics *m = &r->m;
     if (!m->n)
         return;
-    int row = model_row(m), last = (int)m->col[M_EPOCH][m->n - 1];
+    int row = model_row(m), last = (int)m->col[M_EPOCH][m->n - 1], nwarn = c->out->nwarnings;
     r->model_epoch = (int)m->col[M_EPOCH][row];
     if (c->o->live_epoch == 0 && last != r->cfg.epochs)
         warn(c, "%s ends at epoch %d, but %s was configured for %d epochs: another run's metrics, or a run "
@@ -271,6 +272,10 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
         warn(c, "%s does not belong to %s: the model scores %.2f%% on its test set, but the metrics record "
                 "%.2f%% for epoch %d, the epoch the model file keeps",
              r->metrics_path, r->model, 100 * measured, 100 * recorded, r->model_epoch);
+    r->tie = c->out->nwarnings > nwarn ? "they disagree: see the warning above"
+             : data_overridden         ? "epochs agree; test accuracy not compared, since --set changed the test set"
+             : c->o->live_epoch        ? "test accuracy agrees with the model (epochs: the run is still going)"
+                                       : "epochs and test accuracy agree with the model";
 }
 
 /* Points the test-set error at the way out when the model's own relative
@@ -366,6 +371,25 @@ static int out_path(const report_ctx *c, char *path, const char *name, tr_error 
     return 0;
 }
 
+/* Every file is written as NAME.tmp and renamed into place, so a browser
+ * reloading a live report never reads half a picture. */
+static int tmp_path(const report_ctx *c, char *path, const char *name, tr_error *err)
+{
+    if (snprintf(path, PATH_LEN, "%s/%s.tmp", c->o->out_dir, name) >= PATH_LEN)
+        return tr_fail(err, TR_EINPUT, "%s: report directory path too long", c->o->out_dir);
+    return 0;
+}
+
+static int publish(const report_ctx *c, const char *name, tr_error *err)
+{
+    char tmp[PATH_LEN], final_path[PATH_LEN];
+    if (tmp_path(c, tmp, name, err) || out_path(c, final_path, name, err))
+        return -1;
+    if (rename(tmp, final_path) != 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", final_path, strerror(errno));
+    return 0;
+}
+
 static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
 {
     run_data *r = &c->runs[0];
@@ -374,13 +398,14 @@ static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
         const net_layer *l = &r->net.layers[i];
         snprintf(name, sizeof name, "kernels-%s.png", l->name);
         if (l->kind == LAYER_CONV &&
-            (out_path(c, path, name, err) || report_kernels_png(&r->net, l, path, &sheets[i], err)))
+            (tmp_path(c, path, name, err) || report_kernels_png(&r->net, l, path, &sheets[i], err) ||
+             publish(c, name, err)))
             return -1;
     }
     size_t nfeat = r->test.count < FEATURE_IMAGES ? r->test.count : FEATURE_IMAGES;
     for (size_t s = 0; s < nfeat; s++) {
         snprintf(name, sizeof name, "input-%zu.png", s);
-        if (out_path(c, path, name, err) || report_digit_png(&r->test, s, 4, path, err))
+        if (tmp_path(c, path, name, err) || report_digit_png(&r->test, s, 4, path, err) || publish(c, name, err))
             return -1;
         data_sample(c->ws[0].acts[0], &r->test, s, r->cfg.normalize, 0, 0);
         net_forward(&r->net, &c->ws[0]);
@@ -388,9 +413,10 @@ static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
             const net_layer *l = &r->net.layers[i];
             snprintf(name, sizeof name, "features-%s-%zu.png", l->name, s);
             if (l->kind == LAYER_CONV &&
-                (out_path(c, path, name, err) ||
+                (tmp_path(c, path, name, err) ||
                  report_maps_png(c->ws[0].acts[i + 1], l->out_c, l->out_h, l->out_w, l->out_h >= 16 ? 3 : 6, path,
-                                 err)))
+                                 err) ||
+                 publish(c, name, err)))
                 return -1;
         }
     }
@@ -399,7 +425,7 @@ static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
         if (r->pred[s] == r->test.labels[s])
             continue;
         snprintf(name, sizeof name, "wrong-%zu.png", s);
-        if (out_path(c, path, name, err) || report_digit_png(&r->test, s, 3, path, err))
+        if (tmp_path(c, path, name, err) || report_digit_png(&r->test, s, 3, path, err) || publish(c, name, err))
             return -1;
         (*nmis)++;
     }
@@ -438,11 +464,11 @@ static int epoch_chart(report_ctx *c, const char *file, const char *title, const
         }
     }
     char path[PATH_LEN];
-    if (rc == 0 && n && out_path(c, path, file, err) == 0) {
+    if (rc == 0 && n && tmp_path(c, path, file, err) == 0) {
         svg_chart ch = { title, "epoch", ylabel, ss, n, logy, 0, 0, 0, 0 };
         if (scale == 100) /* accuracy: up to 100% */
             ch.fix_ymax = 1, ch.ymax = 100;
-        rc = svg_chart_write(path, &ch, err);
+        rc = svg_chart_write(path, &ch, err) || publish(c, file, err) ? -1 : 0;
     } else if (rc == 0 && n) {
         rc = -1;
     }
@@ -496,15 +522,21 @@ static int step_charts(report_ctx *c, int *has_lr, tr_error *err)
         snprintf(raw, sizeof raw, "mean of each %zu steps", b.per);
     svg_series ss[2] = { { raw, "#d62728", b.x, b.mean, b.n, 0, 1, 0 },
                          { "smoothed (EMA 0.95, debiased)", "#d62728", b.x, b.smooth, b.n, 0, 0, 0 } };
-    svg_chart ch = { "Training loss per step", "step", "cross-entropy", ss, 2, 1, 0, 0, 0, 0 };
-    if (out_path(c, path, "loss-steps.svg", err) || svg_chart_write(path, &ch, err))
+    svg_chart ch = { c->nruns > 1 ? "Training loss per step (run 1)" : "Training loss per step", "step",
+                     "cross-entropy", ss, 2, 1, 0, 0, 0, 0 };
+    if (tmp_path(c, path, "loss-steps.svg", err) || svg_chart_write(path, &ch, err) ||
+        publish(c, "loss-steps.svg", err))
         return -1;
     *has_lr = s->has_lr;
     if (!s->has_lr)
         return 0;
     svg_series lr = { "learning rate", "#9467bd", b.x, b.lr, b.n, 0, 0, 0 };
-    svg_chart lc = { "Learning rate per step", "step", "learning rate", &lr, 1, 0, 1, 0, 0, 0 };
-    return out_path(c, path, "lr-steps.svg", err) || svg_chart_write(path, &lc, err) ? -1 : 0;
+    svg_chart lc = { c->nruns > 1 ? "Learning rate per step (run 1)" : "Learning rate per step", "step",
+                     "learning rate", &lr, 1, 0, 1, 0, 0, 0 };
+    return tmp_path(c, path, "lr-steps.svg", err) || svg_chart_write(path, &lc, err) ||
+                   publish(c, "lr-steps.svg", err)
+               ? -1
+               : 0;
 }
 
 /* ---- the page: one function per section ---- */
@@ -635,6 +667,7 @@ static void section_summary(FILE *f, const report_ctx *c)
     fprintf(f, "<tr><th>parameters</th><td>%zu</td></tr>\n", r->net.nparams);
     if (r->m.n) {
         row_text(f, "metrics", r->metrics_path);
+        row_text(f, "metrics check", r->tie ? r->tie : "");
         summary_training(f, r);
     } else {
         row_text(f, "metrics", "none found (no curves): name them with --metrics CSV");
@@ -921,8 +954,8 @@ static void section_compare(FILE *f, const report_ctx *c)
 
 static int render(report_ctx *c, const kernel_sheet *sheets, int nmis, int has_steps, int has_lr, tr_error *err)
 {
-    char tmp[PATH_LEN], final_path[PATH_LEN];
-    if (out_path(c, final_path, "report.html", err) || out_path(c, tmp, "report.html.tmp", err))
+    char tmp[PATH_LEN];
+    if (tmp_path(c, tmp, "report.html", err))
         return -1;
     FILE *f = fopen(tmp, "w");
     if (!f)
@@ -942,10 +975,7 @@ static int render(report_ctx *c, const kernel_sheet *sheets, int nmis, int has_s
     fputs("</body></html>\n", f);
     if (ferror(f) | fclose(f))
         return tr_fail(err, TR_ERUNTIME, "%s: write failed", tmp);
-    /* Renamed into place, so a browser reloading a live report never reads half a page. */
-    if (rename(tmp, final_path) != 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", final_path, strerror(errno));
-    return 0;
+    return publish(c, "report.html", err);
 }
 
 int report_write(const report_options *o, report_result *res, tr_error *err)

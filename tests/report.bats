@@ -218,6 +218,21 @@ EOF
     ! grep -q 'class="warn"' "$D/live/report.html"
 }
 
+@test "live report: a run stopped by SIGINT leaves a page that no longer reloads" {
+    local D=$BATS_TEST_TMPDIR
+    "$TRAINER" train "$ROOT/configs/default.ini" --set data.limit=3000 --set data.test_limit=300 \
+        --set train.epochs=50 --set train.batch_size=32 --set "output.model=$D/l.model" \
+        --set "output.metrics=$D/l.csv" --set "output.report=$D/live" -q 2>"$D/err" &
+    local pid=$!
+    wait_for "$pid" "$D/live/report.html" 'http-equiv="refresh"' 120 || fail "no live page while training"
+    kill -INT "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 130 ] || fail "exit $rc, want 130" "$(cat "$D/err")"
+    ! grep -q 'http-equiv="refresh"' "$D/live/report.html"
+    grep -q 'class="warn".*a run that stopped early' "$D/live/report.html"
+}
+
 @test "report without metrics has no curves but everything else; bad inputs fail cleanly" {
     run "$TRAINER" report "$R/m.model" --metrics= --out "$R/nometrics"
     [ "$status" -eq 0 ]
