@@ -10,11 +10,17 @@ load helpers
 
 setup_file() {
     export R=$BATS_FILE_TMPDIR ROOT
+    # Small copies of MNIST in $R/mnist, named relative to $R: the models
+    # record relative test-set paths, as a run from the project folder does.
+    fixtures
+    cd "$R"
+    local -a data=(--set data.train_images=mnist/train-images.gz --set data.train_labels=mnist/train-labels.gz
+        --set data.test_images=mnist/test-images.gz --set data.test_labels=mnist/test-labels.gz)
     # Run A: 2 epochs. Run B: 3 epochs at another learning rate.
-    "$TRAINER" train "$ROOT/configs/default.ini" --set data.limit=1500 --set data.test_limit=300 \
+    "$TRAINER" train "$ROOT/configs/default.ini" "${data[@]}" --set data.limit=1500 --set data.test_limit=300 \
         --set train.epochs=2 --set train.batch_size=32 --set "output.model=$R/m.model" \
         --set "output.metrics=$R/m.csv" --set "output.report=$R/auto" -q
-    "$TRAINER" train "$ROOT/configs/default.ini" --set data.limit=1000 --set data.test_limit=300 \
+    "$TRAINER" train "$ROOT/configs/default.ini" "${data[@]}" --set data.limit=1000 --set data.test_limit=300 \
         --set train.epochs=3 --set train.batch_size=32 --set train.lr=0.02 --set "output.model=$R/b.model" \
         --set "output.metrics=$R/b.metrics.csv" -q
     # Metrics of a long run that nears 100%, in the old eight-column format.
@@ -22,6 +28,11 @@ setup_file() {
         1,0.30,0.950,-1,0.960,0.05,100,1.0 2,0.10,0.985,-1,0.985,0.04,53000,1.0 \
         3,0.05,0.995,-1,0.990,0.03,52000,1.0 4,0.03,0.998,-1,0.991,0.02,54000,1.0 \
         5,0.02,0.999,-1,0.9917,0.01,23000,1.0 >"$R/near100.csv"
+}
+
+# The models' test sets are named relative to $R.
+setup() {
+    cd "$R"
 }
 
 @test "output.report writes a complete report after training" {
@@ -64,18 +75,17 @@ setup_file() {
 
 @test "defect 2: the metrics beside the model are found; a test set that is not there says how to name it" {
     # From another directory the model's relative data paths do not resolve.
-    cd "$R"
+    cd "$ROOT"
     run --separate-stderr "$TRAINER" report "$R/m.model" --out "$R/found"
     assert_status 2
-    assert_one_error_line "t10k-images" "--set data.test_images="
+    assert_one_error_line "mnist/test-images.gz" "--set data.test_images="
     run --separate-stderr "$TRAINER" report "$R/m.model" --out "$R/found" \
-        --set "data.test_images=$ROOT/data/mnist/t10k-images-idx3-ubyte.gz" \
-        --set "data.test_labels=$ROOT/data/mnist/t10k-labels-idx1-ubyte.gz"
+        --set "data.test_images=$R/mnist/test-images.gz" --set "data.test_labels=$R/mnist/test-labels.gz"
     assert_status 0
     # m.csv beside m.model, and b.metrics.csv beside b.model
     grep -q '<img src="loss.svg"' "$R/found/report.html"
     grep -q "$R/m.csv" "$R/found/report.html"
-    cd "$ROOT"
+    cd "$R"
     run "$TRAINER" report "$R/b.model" --out "$R/found-b"
     assert_status 0
     grep -q "$R/b.metrics.csv" "$R/found-b/report.html"
@@ -206,7 +216,7 @@ EOF
 
 @test "live report: rewritten after each epoch and reloading itself while training, not after" {
     local D=$BATS_TEST_TMPDIR
-    "$TRAINER" train "$ROOT/configs/default.ini" --set data.limit=3000 --set data.test_limit=300 \
+    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=1500 --set data.test_limit=200 \
         --set train.epochs=3 --set train.batch_size=32 --set "output.model=$D/l.model" \
         --set "output.metrics=$D/l.csv" --set "output.report=$D/live" -q &
     local pid=$!
@@ -220,7 +230,7 @@ EOF
 
 @test "live report: a run stopped by SIGINT leaves a page that no longer reloads" {
     local D=$BATS_TEST_TMPDIR
-    "$TRAINER" train "$ROOT/configs/default.ini" --set data.limit=3000 --set data.test_limit=300 \
+    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=1500 --set data.test_limit=200 \
         --set train.epochs=50 --set train.batch_size=32 --set "output.model=$D/l.model" \
         --set "output.metrics=$D/l.csv" --set "output.report=$D/live" -q 2>"$D/err" &
     local pid=$!
