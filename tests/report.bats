@@ -216,7 +216,7 @@ EOF
 
 @test "live report: rewritten after each epoch and reloading itself while training, not after" {
     local D=$BATS_TEST_TMPDIR
-    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=1500 --set data.test_limit=200 \
+    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=600 --set data.test_limit=200 \
         --set train.epochs=3 --set train.batch_size=32 --set "output.model=$D/l.model" \
         --set "output.metrics=$D/l.csv" --set "output.report=$D/live" -q &
     local pid=$!
@@ -230,7 +230,7 @@ EOF
 
 @test "live report: a run stopped by SIGINT leaves a page that no longer reloads" {
     local D=$BATS_TEST_TMPDIR
-    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=1500 --set data.test_limit=200 \
+    "$TRAINER" train "$ROOT/configs/default.ini" $(small_data_sets "$FIXTURES") --set data.limit=600 --set data.test_limit=200 \
         --set train.epochs=50 --set train.batch_size=32 --set "output.model=$D/l.model" \
         --set "output.metrics=$D/l.csv" --set "output.report=$D/live" -q 2>"$D/err" &
     local pid=$!
