@@ -29,11 +29,6 @@ typedef struct {
     double ymin, ymax; /* used where fix_* is set */
 } svg_chart;
 
-/* Chart geometry, exposed for the tests: the plot area and the legend band. */
-#define SVG_WIDTH 560
-#define SVG_PLOT_LEFT 70
-#define SVG_PLOT_RIGHT 20
-
 /* Writes the chart to PATH. */
 int svg_chart_write(const char *path, const svg_chart *c, tr_error *err);
 

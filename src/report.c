@@ -17,6 +17,7 @@
 #include "idx.h"
 #include "network.h"
 #include "report_img.h"
+#include "runlog.h"
 #include "svg.h"
 #include "threads.h"
 #include "timer.h"
@@ -26,158 +27,6 @@
 #define FEATURE_IMAGES 3
 #define MAX_MISCLASSIFIED 40
 #define PATH_LEN (CONFIG_PATH_MAX + 64)
-
-/* ---- the metrics CSV: columns found by the header, so older files (fewer
- * columns) still read ---- */
-
-enum { M_EPOCH, M_TRAIN_LOSS, M_TRAIN_ACC, M_VAL_ACC, M_TEST_ACC, M_LR, M_RATE, M_SECS, M_TEST_LOSS, M_VAL_LOSS,
-       M_NCOL };
-static const char *const metric_names[M_NCOL] = { "epoch", "train_loss", "train_acc", "val_acc", "test_acc",
-                                                  "lr", "samples_per_s", "seconds", "test_loss", "val_loss" };
-
-typedef struct {
-    int n, cap;
-    int has[M_NCOL];
-    double *col[M_NCOL];
-} metrics;
-
-typedef struct {
-    size_t n, cap;
-    int has_lr;
-    double *step, *loss, *lr;
-} step_log;
-
-static void metrics_free(metrics *m)
-{
-    for (int c = 0; c < M_NCOL; c++)
-        free(m->col[c]);
-    memset(m, 0, sizeof *m);
-}
-
-static int grow(double **v, size_t cap)
-{
-    double *g = realloc(*v, cap * sizeof **v);
-    if (!g)
-        return -1;
-    *v = g;
-    return 0;
-}
-
-/* Splits LINE at commas into at most MAX numbers; returns the count, or -1
- * when a field is not a number. */
-static int split_numbers(char *line, double *out, int max)
-{
-    int n = 0;
-    for (char *tok = strtok(line, ",\r\n"); tok; tok = strtok(NULL, ",\r\n")) {
-        char *end;
-        if (n == max)
-            return -1;
-        out[n] = strtod(tok, &end);
-        if (end == tok || (*end && *end != ' '))
-            return -1;
-        n++;
-    }
-    return n;
-}
-
-static int read_metrics(const char *path, metrics *m, tr_error *err)
-{
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return tr_fail(err, TR_EINPUT, "%s: cannot open metrics: %s", path, strerror(errno));
-    int map[32], ncols = 8, lineno = 0, rc = 0;
-    for (int c = 0; c < 8; c++) /* no header: the first eight columns, as trainer always wrote them */
-        map[c] = c;
-    char line[1024];
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        if (lineno == 1 && !strncmp(line, "epoch,", 6)) {
-            ncols = 0;
-            for (char *tok = strtok(line, ",\r\n"); tok && ncols < 32; tok = strtok(NULL, ",\r\n")) {
-                map[ncols] = -1;
-                for (int c = 0; c < M_NCOL; c++)
-                    if (!strcmp(tok, metric_names[c]))
-                        map[ncols] = c;
-                ncols++;
-            }
-            continue;
-        }
-        double v[32];
-        if (split_numbers(line, v, 32) != ncols) {
-            rc = tr_fail(err, TR_EINPUT, "%s:%d: not a trainer metrics line (want %d numbers)", path, lineno, ncols);
-            break;
-        }
-        if (m->n == m->cap) {
-            m->cap = m->cap ? 2 * m->cap : 64;
-            for (int c = 0; c < M_NCOL && rc == 0; c++)
-                if (grow(&m->col[c], (size_t)m->cap) != 0)
-                    rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-            if (rc)
-                break;
-        }
-        for (int c = 0; c < M_NCOL; c++)
-            m->col[c][m->n] = c == M_VAL_ACC || c == M_VAL_LOSS || c == M_TEST_LOSS ? -1 : NAN;
-        for (int c = 0; c < ncols; c++)
-            if (map[c] >= 0) {
-                m->col[map[c]][m->n] = v[c];
-                m->has[map[c]] = 1;
-            }
-        m->n++;
-    }
-    fclose(f);
-    if (rc == 0 && m->n && (!m->has[M_EPOCH] || !m->has[M_TEST_ACC]))
-        rc = tr_fail(err, TR_EINPUT, "%s: no epoch or test_acc column", path);
-    if (rc)
-        metrics_free(m);
-    return rc;
-}
-
-static void steps_free(step_log *s)
-{
-    free(s->step);
-    free(s->loss);
-    free(s->lr);
-    memset(s, 0, sizeof *s);
-}
-
-static int read_steps(const char *path, step_log *s, tr_error *err)
-{
-    memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return tr_fail(err, TR_EINPUT, "%s: cannot open step log: %s", path, strerror(errno));
-    char line[256];
-    int lineno = 0, rc = 0, ncols = 3;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        if (lineno == 1 && !strncmp(line, "step,", 5)) {
-            s->has_lr = strstr(line, ",lr") != NULL;
-            ncols = s->has_lr ? 4 : 3;
-            continue;
-        }
-        double v[4];
-        if (split_numbers(line, v, 4) != ncols) {
-            rc = tr_fail(err, TR_EINPUT, "%s:%d: not a trainer step line", path, lineno);
-            break;
-        }
-        if (s->n == s->cap) {
-            s->cap = s->cap ? 2 * s->cap : 4096;
-            if (grow(&s->step, s->cap) || grow(&s->loss, s->cap) || grow(&s->lr, s->cap)) {
-                rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-                break;
-            }
-        }
-        s->step[s->n] = v[0];
-        s->loss[s->n] = v[2];
-        s->lr[s->n] = s->has_lr ? v[3] : NAN;
-        s->n++;
-    }
-    fclose(f);
-    if (rc)
-        steps_free(s);
-    return rc;
-}
 
 /* ---- gathering ---- */
 
@@ -237,21 +86,6 @@ void report_find_metrics(const char *model, char *out, size_t size)
     out[0] = '\0';
 }
 
-/* The row of the metrics that the model file holds: with a validation set
- * the run keeps its best epoch (the first with the highest val_acc), else
- * its last. */
-static int model_row(const metrics *m)
-{
-    int best = m->n - 1;
-    if (m->has[M_VAL_ACC] && m->n && m->col[M_VAL_ACC][0] >= 0) {
-        best = 0;
-        for (int i = 1; i < m->n; i++)
-            if (m->col[M_VAL_ACC][i] > m->col[M_VAL_ACC][best])
-                best = i;
-    }
-    return best;
-}
-
 /* Ties the metrics to the model: the model file does not name its run, so
  * the check is what the run recorded against what the model does now: the
  * number of epochs, and the test accuracy of the epoch the file keeps,
@@ -261,7 +95,7 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
     const metrics *m = &r->m;
     if (!m->n)
         return;
-    int row = model_row(m), last = (int)m->col[M_EPOCH][m->n - 1], nwarn = c->out->nwarnings;
+    int row = metrics_model_row(m), last = (int)m->col[M_EPOCH][m->n - 1], nwarn = c->out->nwarnings;
     r->model_epoch = (int)m->col[M_EPOCH][row];
     if (c->o->live_epoch == 0 && last != r->cfg.epochs)
         warn(c, "%s ends at epoch %d, but %s was configured for %d epochs: another run's metrics, or a run "
@@ -640,7 +474,7 @@ static void summary_training(FILE *f, const run_data *r)
     if (nr)
         fprintf(f, "<tr><th>throughput</th><td>%.0f samples/s median over %d epochs (%.0f to %.0f)</td></tr>\n",
                 nr % 2 ? rates[nr / 2] : (rates[nr / 2 - 1] + rates[nr / 2]) / 2, nr, rates[0], rates[nr - 1]);
-    int row = model_row(m);
+    int row = metrics_model_row(m);
     int has_val = m->has[M_VAL_ACC] && m->col[M_VAL_ACC][0] >= 0;
     fprintf(f, "<tr><th>model's epoch</th><td>%d (%s; test accuracy then %.2f%%)</td></tr>\n",
             (int)m->col[M_EPOCH][row], has_val ? "best validation accuracy" : "the last", 100 * m->col[M_TEST_ACC][row]);
@@ -669,6 +503,9 @@ static void section_summary(FILE *f, const report_ctx *c)
         row_text(f, "metrics", r->metrics_path);
         row_text(f, "metrics check", r->tie ? r->tie : "");
         summary_training(f, r);
+    } else if (r->metrics_path[0]) {
+        row_text(f, "metrics", r->metrics_path);
+        row_text(f, "metrics check", "no epoch recorded yet");
     } else {
         row_text(f, "metrics", "none found (no curves): name them with --metrics CSV");
     }
@@ -980,7 +817,7 @@ static int render(report_ctx *c, const kernel_sheet *sheets, int nmis, int has_s
 
 int report_write(const report_options *o, report_result *res, tr_error *err)
 {
-    static report_ctx c;
+    static report_ctx c; /* eight runs' configs and layer tables: too big for the stack */
     memset(&c, 0, sizeof c);
     memset(res, 0, sizeof *res);
     c.o = o;

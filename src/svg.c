@@ -4,9 +4,10 @@
 #include <math.h>
 #include <string.h>
 
-#define W SVG_WIDTH
-#define L SVG_PLOT_LEFT
-#define R SVG_PLOT_RIGHT
+/* Width, and the plot's left and right margins; heights below. */
+#define W 560
+#define L 70
+#define R 20
 #define PLOT_H 250.0
 #define B 50.0
 #define LEGEND_TOP 34.0
