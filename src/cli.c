@@ -134,6 +134,7 @@ typedef struct {
     double started;
     const cli_args *args; /* for the live report */
     const config *cfg;
+    int live; /* a live report was written */
 } train_view;
 
 static void view_start(void *user, const train_start_info *info)
@@ -179,8 +180,10 @@ static void print_warnings(const report_result *res)
 }
 
 /* The report of a run: after every epoch while it trains (LIVE_EPOCH > 0,
- * the page reloads itself), and once more at the end. */
-static int write_report(const cli_args *a, const config *cfg, int live_epoch, tr_error *err)
+ * the page reloads itself), and once more at the end. Its warnings go to
+ * stderr only at a normal end (SAY_WARNINGS); a stopped or failed run has
+ * its own message, and the page shows them. */
+static int write_report(const cli_args *a, const config *cfg, int live_epoch, int say_warnings, tr_error *err)
 {
     char steps[CONFIG_PATH_MAX + 16], command[4096];
     train_steps_path(cfg->metrics, steps, sizeof steps);
@@ -190,7 +193,7 @@ static int write_report(const cli_args *a, const config *cfg, int live_epoch, tr
     report_result res;
     if (report_write(&ro, &res, err) != 0)
         return -1;
-    if (live_epoch == 0)
+    if (say_warnings)
         print_warnings(&res);
     return 0;
 }
@@ -201,8 +204,12 @@ static void view_epoch(void *user, const epoch_report *r)
     if (v->bar)
         fputs("\r\033[K", stderr);
     tr_error err = { 0 };
-    if (v->cfg && v->cfg->report[0] && r->epoch < r->epochs && write_report(v->args, v->cfg, r->epoch, &err) != 0)
-        fprintf(stderr, "trainer: warning: the live report was not updated: %s\n", err.msg);
+    if (v->cfg && v->cfg->report[0] && r->epoch < r->epochs) {
+        if (write_report(v->args, v->cfg, r->epoch, 0, &err) != 0)
+            fprintf(stderr, "trainer: warning: the live report was not updated: %s\n", err.msg);
+        else
+            v->live = 1;
+    }
     if (v->quiet)
         return;
     printf("epoch %d/%d  loss %.4f  train %.2f%%", r->epoch, r->epochs, r->train_loss, 100 * r->train_acc);
@@ -274,15 +281,20 @@ int cli_train(const cli_args *a)
     train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = a->threads, .stop = &stop_signal,
                            .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
-    if (train_run(&cfg, &opts, &res, &err) != 0)
+    if (train_run(&cfg, &opts, &res, &err) != 0) {
+        /* A failed run's live report stops reloading too; the failure is still the message. */
+        tr_error rerr = { 0 };
+        if (view.live && write_report(a, &cfg, 0, 0, &rerr) != 0)
+            fprintf(stderr, "trainer: warning: the report was not updated: %s\n", rerr.msg);
         return fail_with(&err);
+    }
     if (res.interrupted_by && dist_rank() > 0)
         return 128 + res.interrupted_by;
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
         /* A live report stops reloading: it is rewritten without the refresh. */
-        if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, &err) != 0)
+        if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, 0, &err) != 0)
             fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err.msg);
         fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n", res.interrupted_by,
                 res.checkpoint);
@@ -304,7 +316,7 @@ int cli_train(const cli_args *a)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
     if (cfg.report[0] && dist_rank() == 0) {
-        if (write_report(a, &cfg, 0, &err) != 0)
+        if (write_report(a, &cfg, 0, 1, &err) != 0)
             return fail_with(&err);
         if (!a->quiet)
             printf("report: %s/report.html\n", cfg.report);

@@ -241,6 +241,8 @@ EOF
     [ "$rc" -eq 130 ] || fail "exit $rc, want 130" "$(cat "$D/err")"
     ! grep -q 'http-equiv="refresh"' "$D/live/report.html"
     grep -q 'class="warn".*a run that stopped early' "$D/live/report.html"
+    # stderr keeps to the stop message and the resume hint
+    [ "$(grep -c . "$D/err")" -eq 2 ] || fail "$(cat "$D/err")"
 }
 
 @test "report without metrics has no curves but everything else; bad inputs fail cleanly" {
