@@ -35,6 +35,8 @@ typedef struct {
     /* predict */
     const char *preprocess; /* "mnist", "none" or NULL: by file type */
     const char *save_input; /* folder for what the network saw */
+    int argc; /* the whole command line, for the report */
+    char **argv;
 } cli_args;
 
 int cli_train(const cli_args *a);

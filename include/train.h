@@ -29,6 +29,7 @@ typedef struct {
     int epoch, epochs;                 /* epoch is 1-based */
     double train_loss, train_acc;
     double val_acc, test_acc;          /* -1 when there is no such set */
+    double val_loss, test_loss;        /* mean cross-entropy; -1 when there is no such set */
     double lr;                         /* at the epoch's last step */
     double samples_per_s, seconds;     /* training only, evaluation excluded */
     double eval_seconds;

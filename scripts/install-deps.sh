@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`; the ONNX
 #                                    checker, OpenCV and ImageMagick with fonts (tests/onnx.bats,
 #                                    tests/images.bats)
+#                                    Chromium with poppler-utils (the report rendered headless and
+#                                    printed to PDF)
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
 set -eu
 
@@ -13,7 +15,8 @@ pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev nettle-dev c
 pkgs="$pkgs libjpeg-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
 case "${1:-}" in
     --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin"
-        pkgs="$pkgs python3-onnx python3-opencv imagemagick fonts-dejavu-core fonts-liberation fonts-freefont-ttf" ;;
+        pkgs="$pkgs python3-onnx python3-opencv imagemagick fonts-dejavu-core fonts-liberation fonts-freefont-ttf"
+        pkgs="$pkgs chromium poppler-utils" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
 esac
 

@@ -2,8 +2,8 @@
 #
 # A models directory holds:
 #   history/ID/          one promoted model each: candidate.model, candidate.onnx
-#                        (when the trainer can export), metrics.csv,
-#                        metrics.steps.csv, info.json (`trainer info --json`)
+#                        (when the trainer can export), candidate.metrics.csv,
+#                        candidate.metrics.steps.csv, info.json (`trainer info --json`)
 #   current -> history/ID          production; swapped atomically (rename)
 #   production.model -> current/candidate.model
 #   production.onnx  -> current/candidate.onnx

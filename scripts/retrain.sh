@@ -233,7 +233,7 @@ fi
 
 # ---- training ----
 train_args=(train "$config" "${sets[@]}" --set "output.model=$stage/candidate.model"
-            --set "output.metrics=$stage/metrics.csv" --set "output.checkpoint=$stage/candidate.ckpt"
+            --set "output.metrics=$stage/candidate.metrics.csv" --set "output.checkpoint=$stage/candidate.ckpt"
             --set output.progress=never)
 if [ "$warm" = 1 ] && [ -e "$prod" ]; then
     train_args+=(--init "$prod")

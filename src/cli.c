@@ -55,7 +55,8 @@ void cli_usage(FILE *f)
           "  trainer [train] [CONFIG] [--set SECTION.KEY=VALUE]... [--resume CKPT | --init MODEL]\n"
           "  trainer eval MODEL [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer predict MODEL IMAGE|IMAGES.idx[.gz]... [--preprocess mnist|none] [--save-input DIR] [--json]\n"
-          "  trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]\n"
+          "  trainer report MODEL [MODEL2...] [--metrics CSV] [--steps CSV] [--out DIR]\n"
+          "                 [--set data.test_images=PATH --set data.test_labels=PATH]\n"
           "  trainer info MODEL [--json] | trainer info --config CONFIG [--set ...] [--json]\n"
           "  trainer export MODEL OUT.onnx [--bare]\n"
           "  trainer --help | --version\n"
@@ -77,7 +78,9 @@ void cli_usage(FILE *f)
           "         class probabilities out, the normalisation inside; --bare: the network\n"
           "         alone, normalised input in, logits out. See docs/serving.md.\n"
           "report   an HTML report in DIR (default: MODEL's folder/report): training curves from\n"
-          "         the metrics CSV, kernels, feature maps, confusion matrix, misclassified images.\n"
+          "         the metrics CSV (default: MODEL's NAME.metrics.csv or NAME.csv beside it;\n"
+          "         --metrics= for none), kernels, feature maps, confusion matrix, misclassified\n"
+          "         images; with more models, their curves overlaid and their configs compared.\n"
           "info     where MODEL came from (trainer version, data files with SHA-256 and counts,\n"
           "         seed, creation and training time, test accuracy, weights SHA-256), or what\n"
           "         a model trained from CONFIG now would be made of; both with a fingerprint\n"
@@ -89,7 +92,7 @@ void cli_usage(FILE *f)
           "  --init MODEL             start from MODEL's weights (warm start; same architecture)\n"
           "  --threads N, -j N        OpenMP threads (default: OMP_NUM_THREADS, else all cores)\n"
           "  --quiet, -q              no per-epoch lines or progress bar, only the result\n"
-          "  --json                   info: JSON for scripts instead of a listing\n"
+          "  --json                   info, predict: JSON for scripts instead of text\n"
           "\n"
           "exit status: 0 success, 1 runtime failure, 2 bad usage, config or data,\n"
           "             130/143 stopped by SIGINT/SIGTERM after writing a checkpoint\n",
@@ -155,6 +158,9 @@ typedef struct {
     int bar;    /* draw a progress bar on stderr */
     int quiet;
     double started;
+    const cli_args *args; /* for the live report */
+    const config *cfg;
+    int live; /* a live report was written */
 } train_view;
 
 static void view_start(void *user, const train_start_info *info)
@@ -184,11 +190,52 @@ static void view_progress(void *user, size_t done, size_t total, double rate)
     fflush(stderr);
 }
 
+/* The command as typed, for the report's summary. */
+static void command_line(const cli_args *a, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < a->argc && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "", a->argv[i]);
+}
+
+static void print_warnings(const report_result *res)
+{
+    for (int i = 0; i < res->nwarnings; i++)
+        fprintf(stderr, "trainer: warning: %s\n", res->warnings[i]);
+}
+
+/* The report of a run: after every epoch while it trains (LIVE_EPOCH > 0,
+ * the page reloads itself), and once more at the end. Its warnings go to
+ * stderr only at a normal end (SAY_WARNINGS); a stopped or failed run has
+ * its own message, and the page shows them. */
+static int write_report(const cli_args *a, const config *cfg, int live_epoch, int say_warnings, tr_error *err)
+{
+    char steps[CONFIG_PATH_MAX + 16], command[4096];
+    train_steps_path(cfg->metrics, steps, sizeof steps);
+    command_line(a, command, sizeof command);
+    report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, a->threads,
+                          NULL, 0, command, live_epoch, threads_resolve(a->threads) };
+    report_result res;
+    if (report_write(&ro, &res, err) != 0)
+        return -1;
+    if (say_warnings)
+        print_warnings(&res);
+    return 0;
+}
+
 static void view_epoch(void *user, const epoch_report *r)
 {
     train_view *v = user;
     if (v->bar)
         fputs("\r\033[K", stderr);
+    tr_error err = { 0 };
+    if (v->cfg && v->cfg->report[0] && r->epoch < r->epochs) {
+        if (write_report(v->args, v->cfg, r->epoch, 0, &err) != 0)
+            fprintf(stderr, "trainer: warning: the live report was not updated: %s\n", err.msg);
+        else
+            v->live = 1;
+    }
     if (v->quiet)
         return;
     printf("epoch %d/%d  loss %.4f  train %.2f%%", r->epoch, r->epochs, r->train_loss, 100 * r->train_acc);
@@ -247,7 +294,7 @@ int cli_train(const cli_args *a)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit must fail the write, not kill us */
 
-    train_view view = { .quiet = a->quiet, .started = timer_now() };
+    train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg };
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
                              (cfg.progress == PROGRESS_AUTO && isatty(STDERR_FILENO)));
     if (!a->quiet) {
@@ -260,13 +307,21 @@ int cli_train(const cli_args *a)
     train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = a->threads, .stop = &stop_signal,
                            .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
-    if (train_run(&cfg, &opts, &res, &err) != 0)
+    if (train_run(&cfg, &opts, &res, &err) != 0) {
+        /* A failed run's live report stops reloading too; the failure is still the message. */
+        tr_error rerr = { 0 };
+        if (view.live && write_report(a, &cfg, 0, 0, &rerr) != 0)
+            fprintf(stderr, "trainer: warning: the report was not updated: %s\n", rerr.msg);
         return fail_with(&err);
+    }
     if (res.interrupted_by && dist_rank() > 0)
         return 128 + res.interrupted_by;
     if (res.interrupted_by) {
         if (view.bar)
             fputs("\r\033[K", stderr);
+        /* A live report stops reloading: it is rewritten without the refresh. */
+        if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, 0, &err) != 0)
+            fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err.msg);
         fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n", res.interrupted_by,
                 res.checkpoint);
         /* The same config and the same --set options: resuming with
@@ -287,11 +342,7 @@ int cli_train(const cli_args *a)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
     if (cfg.report[0] && dist_rank() == 0) {
-        char steps[CONFIG_PATH_MAX + 16];
-        train_steps_path(cfg.metrics, steps, sizeof steps);
-        report_options ro = { cfg.model, cfg.metrics[0] ? cfg.metrics : NULL, steps[0] ? steps : NULL,
-                              cfg.report, NULL, 0, a->threads };
-        if (report_write(&ro, &err) != 0)
+        if (write_report(a, &cfg, 0, 1, &err) != 0)
             return fail_with(&err);
         if (!a->quiet)
             printf("report: %s/report.html\n", cfg.report);
@@ -311,17 +362,15 @@ int cli_report(const cli_args *a)
         snprintf(copy, sizeof copy, "%s", a->model);
         snprintf(out, sizeof out, "%s/report", dirname(copy));
     }
-    /* The step log is found beside the metrics unless named. */
-    char steps[PATH_MAX];
-    train_steps_path(a->metrics ? a->metrics : "", steps, sizeof steps);
-    if (a->steps)
-        snprintf(steps, sizeof steps, "%s", a->steps);
-    else if (steps[0] && access(steps, R_OK) != 0)
-        steps[0] = '\0';
-    report_options ro = { a->model, a->metrics, steps[0] ? steps : NULL, out, a->sets, a->nsets, a->threads };
+    char command[4096];
+    command_line(a, command, sizeof command);
+    report_options ro = { a->model, a->metrics, a->steps, out, a->sets, a->nsets, a->threads,
+                          a->inputs, a->ninputs, command, 0, 0 };
     tr_error err = { 0 };
-    if (report_write(&ro, &err) != 0)
+    report_result res;
+    if (report_write(&ro, &res, &err) != 0)
         return fail_with(&err);
+    print_warnings(&res);
     printf("report: %s/report.html\n", out);
     return 0;
 }

@@ -57,7 +57,7 @@ static int run_command(int argc, char **argv)
                      { "report", CMD_REPORT }, { "help", CMD_HELP },
                      { "info", CMD_INFO },
                      { "export", CMD_EXPORT } };
-    cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0] };
+    cli_args a = { .cmd = CMD_TRAIN, .argv0 = argv[0], .argc = argc, .argv = argv };
     int i = 1;
     for (size_t c = 0; i < argc && c < sizeof commands / sizeof commands[0]; c++)
         if (!strcmp(argv[i], commands[c].word)) {
@@ -147,9 +147,12 @@ static int run_command(int argc, char **argv)
         a.model = positional[0];
         return cli_eval(&a);
     case CMD_REPORT:
-        if (npos != 1)
-            return cli_error(TR_EINPUT, "usage: trainer report MODEL [--metrics CSV] [--steps CSV] [--out DIR]");
+        if (npos < 1)
+            return cli_error(TR_EINPUT, "usage: trainer report MODEL [MODEL2...] [--metrics CSV] [--steps CSV] "
+                                        "[--out DIR] [--set data.test_images=PATH --set data.test_labels=PATH]");
         a.model = positional[0];
+        for (int k = 1; k < npos; k++)
+            a.inputs[a.ninputs++] = positional[k];
         return cli_report(&a);
     case CMD_EXPORT:
         if (npos != 2)

@@ -460,8 +460,8 @@ static void train_helper(run *r, batch_sched *b, net_workspace *ws)
     }
 }
 
-#define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds\n"
-#define STEPS_HEADER "step,epoch,loss\n"
+#define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
+#define STEPS_HEADER "step,epoch,loss,lr\n"
 
 /* Opens a CSV log whose rows start with a counter (epoch or step). On
  * resume, rows after the checkpoint's KEEP belong to the abandoned future
@@ -500,10 +500,11 @@ static FILE *open_log(const char *path, const char *header, uint64_t keep, int r
     return f;
 }
 
-/* Accuracy on COUNT images from FIRST; each rank takes its share and the
- * predictions are gathered, so every rank gets the same figure. */
+/* Accuracy and mean loss on COUNT images from FIRST; each rank takes its
+ * share and the predictions and loss sums are gathered, so every rank gets
+ * the same figures. */
 static int evaluate(run *r, size_t first, size_t count, const dataset *ds, double *acc, size_t *correct,
-                    tr_error *err)
+                    double *loss, tr_error *err)
 {
     size_t mine0, mine1;
     dist_share(count, dist_rank(), &mine0, &mine1);
@@ -511,14 +512,28 @@ static int evaluate(run *r, size_t first, size_t count, const dataset *ds, doubl
     if (eval_dataset(&r->net, ds, first + mine0, mine1 - mine0, r->cfg->normalize, r->ws, r->nthreads, &res,
                      r->preds + mine0, NULL, err) != 0)
         return -1;
+    double my_sum = res.loss * (double)(mine1 - mine0);
     eval_result_free(&res);
-    if (dist_allgather(r->preds, count, 1, count, 1, err) != 0)
+    const size_t nranks = (size_t)dist_size();
+    double *sums = tr_calloc(nranks, sizeof *sums, err);
+    if (!sums)
         return -1;
+    sums[dist_rank()] = my_sum;
+    if (dist_allgather(r->preds, count, 1, count, 1, err) != 0 ||
+        dist_allgather(sums, nranks, 1, nranks, sizeof *sums, err) != 0) {
+        free(sums);
+        return -1;
+    }
+    double total = 0;
+    for (size_t i = 0; i < nranks; i++)
+        total += sums[i];
+    free(sums);
     size_t hits = 0;
     for (size_t i = 0; i < count; i++)
         hits += r->preds[i] == ds->labels[first + i];
     *correct = hits;
     *acc = count ? (double)hits / (double)count : -1.0;
+    *loss = count ? total / (double)count : -1.0;
     return 0;
 }
 
@@ -593,8 +608,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     double loss_before = r.state.loss_sum;
                     train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
                     if (steps)
-                        fprintf(steps, "%llu,%llu,%.6f\n", (unsigned long long)r.state.step,
-                                (unsigned long long)epoch + 1, (r.state.loss_sum - loss_before) / (double)bs);
+                        fprintf(steps, "%llu,%llu,%.6f,%.6g\n", (unsigned long long)r.state.step,
+                                (unsigned long long)epoch + 1, (r.state.loss_sum - loss_before) / (double)bs, lr);
                     if (r.dist_failed)
                         break;
                     if (!isfinite(r.state.loss_sum)) {
@@ -639,16 +654,17 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         double train_secs = timer_now() - t0;
         res->train_seconds += train_secs;
 
-        epoch_report rep = { .epoch = (int)epoch + 1, .epochs = cfg->epochs, .lr = lr, .val_acc = -1.0 };
+        epoch_report rep = { .epoch = (int)epoch + 1, .epochs = cfg->epochs, .lr = lr, .val_acc = -1.0,
+                             .val_loss = -1.0 };
         rep.train_loss = r.state.loss_sum / (double)r.state.seen;
         rep.train_acc = (double)r.state.correct / (double)r.state.seen;
         rep.seconds = train_secs;
         rep.samples_per_s = (double)(r.ntrain - done_before) / train_secs;
         double t1 = timer_now();
         size_t val_correct;
-        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, &val_correct, err) != 0)
+        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, &val_correct, &rep.val_loss, err) != 0)
             goto out;
-        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &res->test_correct, err) != 0)
+        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &res->test_correct, &rep.test_loss, err) != 0)
             goto out;
         res->test_acc = rep.test_acc;
         res->test_total = r.test.count;
@@ -670,8 +686,9 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         r.state.correct = r.state.seen = 0;
         int wrc = 0;
         if (metrics) {
-            fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f\n", rep.epoch, rep.train_loss,
-                    rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds);
+            fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f,%.6f,%.6f\n", rep.epoch, rep.train_loss,
+                    rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds, rep.test_loss,
+                    rep.val_loss);
             if (fflush(metrics) != 0)
                 wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
         }

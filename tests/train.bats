@@ -166,12 +166,12 @@ suggested() { # STDERR_FILE
     assert_status 0
     mapfile -t rows <"$D/m.csv"
     [ "${#rows[@]}" -eq 3 ] || fail "want 3 lines" "$(cat "$D/m.csv")"
-    [ "${rows[0]}" = "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds" ]
+    [ "${rows[0]}" = "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss" ]
     [[ ${rows[1]} == 1,* ]]
     [[ ${rows[2]} == 2,* ]]
     local cols
     cols=$(printf '%s\n' "${rows[@]}" | awk -F, '{ print NF }' | sort -u)
-    [ "$cols" = 8 ]
+    [ "$cols" = 10 ]
     # The last epoch's test accuracy is the final line's.
     parse_accuracy "$output"
     [ "$(cut -d, -f5 <<<"${rows[2]}")" = "$(awk -v a="$ACC" 'BEGIN { printf "%.6f", a }')" ]
