@@ -179,7 +179,8 @@ def printed(folder, pdf):
     config = (folder / "report.html").read_text().split("<pre>")[-1].split("</pre>")[0]
     text = "\n".join(pages)
     for line in config.strip().splitlines():
-        assert line.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&") in text, \
+        # pdftotext drops trailing blanks ("extra = " with no value)
+        assert line.replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&").rstrip() in text, \
             f"the printed config lacks '{line}'"
     cm = [i for i, t in enumerate(pages) if "recall" in t or "precision" in t]
     assert cm, "no confusion matrix in the PDF"
