@@ -20,6 +20,7 @@
 #include "rng.h"
 #include "threads.h"
 #include "timer.h"
+#include "tree.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -269,6 +270,9 @@ typedef struct {
     size_t start, bs, per;
     uint32_t nblocks, nchunks;
     uint32_t first_block, local_blocks;   /* this rank's share of the blocks (dist.h) */
+    int summed;                           /* grad holds the sum (dist_tree_sum); else ... */
+    tree_pair pairs[TRAIN_MAX_BLOCKS];    /* ... these additions make it in the slots (tree.h) */
+    uint32_t npairs;
     uint64_t epoch;
     float lr;
 } batch_sched;
@@ -319,20 +323,19 @@ static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *w
     }
 }
 
-/* grad[c0, c1) = the slots summed in block order, over the batch size;
- * then those parameters step. */
+/* grad[c0, c1) = the slots summed in tree order (tree.h; with several
+ * ranks dist_tree_sum has already put the sum in grad), over the batch
+ * size; then those parameters step. */
 static void run_chunk(run *r, const batch_sched *b, uint32_t c)
 {
-    const size_t nparams = r->net.nparams, stride = r->slot_stride;
+    const size_t nparams = r->net.nparams;
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
     float *restrict g = r->grad;
-    for (size_t j = c0; j < c1; j++)
-        g[j] = r->slots[j];
-    for (size_t k = 1; k < b->nblocks; k++) {
-        const float *restrict sl = r->slots + k * stride;
+    if (!b->summed) {
+        tree_apply(r->slots, r->slot_stride, b->pairs, b->npairs, c0, c1);
         for (size_t j = c0; j < c1; j++)
-            g[j] += sl[j];
+            g[j] = r->slots[j];
     }
     for (size_t j = c0; j < c1; j++)
         g[j] *= inv;
@@ -380,6 +383,8 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     dist_share(nblocks, dist_rank(), &first, &end);
     b->first_block = (uint32_t)first;
     b->local_blocks = (uint32_t)(end - first);
+    b->summed = dist_size() > 1;
+    b->npairs = b->summed ? 0 : (uint32_t)tree_pairs(nblocks, tree_root(nblocks), NULL, 0, b->pairs);
     b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
     b->epoch = epoch;
     b->lr = lr;
@@ -391,8 +396,8 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
 
     if (dist_size() > 1) {
         /* Thread 0 is the one that talks to MPI: it helps with the blocks,
-         * waits for them, shares them with the other ranks, then opens the
-         * reduction. Every rank then sums all blocks in block order. */
+         * waits for them, sums the tree with the other ranks, then opens the
+         * optimizer step. */
         uint32_t k;
         while (claim(&b->next_block, gen, b->local_blocks, &k)) {
             run_block(r, b, b->first_block + k, ws);
@@ -401,7 +406,7 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
         unsigned spins = 0;
         while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
             backoff(&spins);
-        if (dist_allgather(r->slots, nblocks, 1, nblocks, r->slot_stride * sizeof(float), &r->dist_err) != 0 ||
+        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &r->dist_err) != 0 ||
             dist_allgather(r->losses, nblocks, per, bs, sizeof(float), &r->dist_err) != 0 ||
             dist_allgather(r->hits, nblocks, per, bs, 1, &r->dist_err) != 0)
             r->dist_failed = 1;

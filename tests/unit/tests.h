@@ -33,6 +33,7 @@ extern const test_group config_group;     /* test_config.c: INI, --set, layer st
 extern const test_group checkpoint_group; /* test_checkpoint.c: model files */
 extern const test_group optim_group;      /* test_optim.c: optimizers and schedules */
 extern const test_group data_group;       /* test_data.c: RNG, normalisation, PGM, eval */
+extern const test_group tree_group;       /* test_tree.c: the summation tree, across ranks */
 
 /* ---- test data ---- */
 
