@@ -42,6 +42,8 @@ typedef struct {
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
+    int nranks;                        /* MPI ranks (1 without MPI) */
+    size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
 } train_start_info;
 
 typedef struct {

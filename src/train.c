@@ -47,6 +47,8 @@ typedef struct {
     char steps_path[CONFIG_PATH_MAX + 16];
     int dist_failed; /* an MPI collective failed inside a batch */
     tr_error dist_err;
+    volatile sig_atomic_t *stop; /* train_options.stop */
+    int stop_seen;   /* some rank had a stop signal when the last batch was exchanged */
 } run;
 
 void train_checkpoint_path(const config *cfg, char *out, size_t size)
@@ -406,10 +408,10 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
         unsigned spins = 0;
         while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
             backoff(&spins);
-        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &r->dist_err) != 0 ||
-            dist_allgather(r->losses, nblocks, per, bs, sizeof(float), &r->dist_err) != 0 ||
-            dist_allgather(r->hits, nblocks, per, bs, 1, &r->dist_err) != 0)
+        dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, per, bs, r->stop && *r->stop };
+        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &x, &r->dist_err) != 0)
             r->dist_failed = 1;
+        r->stop_seen = x.flag;
         atomic_store_explicit(&b->ready, gen, memory_order_release);
     }
     work_on(r, b, gen, ws);
@@ -509,6 +511,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(res, 0, sizeof *res);
     run r;
     memset(&r, 0, sizeof r);
+    r.stop = opts->stop;
     double t_load = timer_now();
     FILE *metrics = NULL, *steps = NULL;
     int rc = -1;
@@ -531,7 +534,13 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (leader && opts->obs.on_start) {
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path };
+                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, dist_size(), SIZE_MAX, 0 };
+        size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
+        for (int k = 0; k < dist_size(); k++) {
+            size_t bytes = dist_step_bytes(r.net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
+            info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
+            info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
+        }
         opts->obs.on_start(opts->obs.user, &info);
     }
 
@@ -556,7 +565,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                 train_helper(&r, &sched, &r.ws[tid]);
             } else {
                 for (uint64_t b = r.state.batch; b < nbatches; b++) {
-                    if (dist_any(opts->stop && *opts->stop)) {
+                    /* With MPI, each batch's exchange carries the stop flag. */
+                    if (b == r.state.batch || dist_size() == 1 ? dist_any(opts->stop && *opts->stop) : r.stop_seen) {
                         stop_at = b;
                         break;
                     }

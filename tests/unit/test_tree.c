@@ -135,17 +135,21 @@ static void any_split_gives_one_process_bytes(void **state)
     }
 }
 
-/* What the start-up line prints: at batch 64 over 2 ranks each sends its
- * half-tree's other half of the parameters, its half of the root, and its
- * 32 samples' loss and hit. */
+/* What the start-up line prints. At batch 64 over 2 ranks each sends its
+ * half-tree's sum whole (one collective; the same bytes as splitting it by
+ * parameters), its 32 samples' loss and hit and its stop flag. Over 3 ranks
+ * the sums go split by parameter shares: rank 1 has 5 subtrees, sends the
+ * other ranks' 3996 columns of each and its 1998 columns of the root to 2
+ * ranks. */
 static void bytes_per_step(void **state)
 {
     (void)state;
     assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 0, 1), 0);
-    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 0, 2), (2997 + 2997) * 4 + 32 * 5);
-    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 1, 2), (2997 + 2997) * 4 + 32 * 5);
-    /* 3 ranks: rank 1 has 5 subtrees and 1998 columns. */
-    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 1, 3), (5 * 3996 + 2 * 1998) * 4 + 21 * 5 * 2);
+    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 0, 2), 5994 * 4 + 32 * 5 + 4);
+    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 1, 2), 5994 * 4 + 32 * 5 + 4);
+    assert_int_equal(dist_step_bytes(5994, 64, 64, 5, 1, 3), (5 * 3996 + 2 * 1998) * 4 + (21 * 5 + 4) * 2);
+    /* 4 ranks, one 16-block subtree each: 3/4 + 3/4 of a gradient. */
+    assert_int_equal(dist_step_bytes(6000, 64, 64, 5, 2, 4), (4500 + 3 * 1500) * 4 + (16 * 5 + 4) * 3);
 }
 
 static const struct CMUnitTest tests[] = {
