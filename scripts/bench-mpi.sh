@@ -4,7 +4,8 @@
 # loopback device, without a limit and with lo capped at 1 Gbit/s, and the
 # bytes each rank sends per step.
 #
-#   make build/mpi/trainer && scripts/bench-mpi.sh     about 2 minutes on 2 cores
+#   make bench-mpi     (installs Open MPI and iproute2, builds build/mpi/trainer)
+#   scripts/bench-mpi.sh     about 2-4 minutes on 2 cores
 #
 # The cap is a tc token bucket on lo (tbf rate 1gbit burst 1mb latency 20ms),
 # set up and removed by this script; it needs root and tc (iproute2). It
@@ -114,7 +115,7 @@ measure() { # link, batch
     done
 }
 
-echo "bench-mpi: $(nproc) cores, $(uptime | sed 's/.*load average/load average/'); $LIMIT images, 2 epochs, $REPEATS runs per cell;"
+echo "bench-mpi: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $LIMIT images, 2 epochs, $REPEATS runs per cell;"
 echo "Open MPI over TCP on lo, 1 thread per rank; samples/s: median of the trainer's per-epoch figures"
 echo
 echo "| build | link | batch | 1 rank samples/s | 2 ranks samples/s | 2 ranks / 1 rank | sent/step/rank | lo bytes/step/rank |"

