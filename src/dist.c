@@ -188,7 +188,7 @@ int dist_tree_sum(float *slots, size_t stride, size_t nparams, size_t nblocks, f
     }
     from[size_] = nall;
     const size_t my0 = cols[rank_], my_n = cols[rank_ + 1] - my0;
-    if (total > INT_MAX || nall * my_n * sizeof(float) > INT_MAX)
+    if (total > INT_MAX || k * nparams > INT_MAX || nall * my_n > INT_MAX)
         return tr_fail(err, TR_ERUNTIME, "MPI: %zu bytes per step exceed MPI's int counts", total);
     if (reserve(&gather_buf, &gather_cap, total, err) != 0)
         return -1;
