@@ -57,7 +57,9 @@ fi
 TMP=$(mktemp -d)
 CAPPED=0
 cleanup() {
-    [ "$CAPPED" = 1 ] && tc qdisc del dev lo root 2>/dev/null || true
+    if [ "$CAPPED" = 1 ]; then
+        tc qdisc del dev lo root 2>/dev/null || true
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -69,6 +71,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if
 # rank waiting in MPI yields its core: with a qdisc on lo, the kernel moves
 # the packets in softirq time, which two spinning ranks on two cores starve
 # (measured: 2-4k samples/s spinning against 15k yielding, capped).
+# shellcheck disable=SC2054 # tcp,self is one argument
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca pml ob1 --mca btl tcp,self
         --mca btl_tcp_if_include lo --mca mpi_yield_when_idle 1 -x OMP_NUM_THREADS=1)
 
@@ -132,7 +135,7 @@ elif ! command -v tc >/dev/null; then
 elif tc qdisc show dev lo | grep -q '^qdisc' && ! tc qdisc show dev lo | grep -q '^qdisc noqueue'; then
     why="lo already has a qdisc ($(tc qdisc show dev lo | head -1)); not touching it"
 elif ! msg=$(tc qdisc add dev lo root tbf rate "$RATE" burst 1mb latency 20ms 2>&1); then
-    why="the kernel refused the qdisc: $msg"
+    why="tc qdisc add failed (the kernel or tc refused it): $msg"
 else
     CAPPED=1
 fi
