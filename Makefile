@@ -3,6 +3,7 @@
 #   make run        install what is missing (apt packages, MNIST), build, train configs/default.ini
 #   make test       unit and command-line tests, then the same suite under ASan+UBSan
 #   make bench      throughput table (scripts/bench.sh)
+#   make bench-mpi  1 vs 2 MPI ranks over TCP, uncapped and capped at 1 Gbit/s (scripts/bench-mpi.sh)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 CC      ?= gcc
@@ -50,7 +51,7 @@ CPPFLAGS += -I$(GEN)
 SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(GEN_SRCS)
 OBJS := $(patsubst $(GEN)/onnx/%.c,build/%.o,$(SRCS:src/%.c=build/%.o))
 
-.PHONY: all run test deps test-deps data bench fuzz install uninstall clean
+.PHONY: all run test deps test-deps data bench bench-mpi fuzz install uninstall clean
 
 all: trainer
 
@@ -152,6 +153,11 @@ fuzz:
 
 bench: deps data trainer
 	@scripts/bench.sh
+
+bench-mpi: data
+	@scripts/install-deps.sh --bench-mpi
+	$(MAKE) build/mpi/trainer
+	@scripts/bench-mpi.sh
 
 # The scripts find the installed binary as ../../../bin/trainer from
 # $(DATADIR)/scripts, so keep DATADIR under PREFIX.

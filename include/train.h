@@ -5,13 +5,15 @@
  * Reproducibility: a batch is cut into at most TRAIN_MAX_BLOCKS contiguous
  * blocks of samples, a cut that depends only on the batch size. Each block's
  * gradient is summed in sample order into its own buffer, whichever thread
- * runs it, and the buffers are summed in block order. The model bytes are
- * therefore the same for any thread count. Threads claim blocks (and then
+ * runs it, and the buffers are summed over a fixed binary tree of the
+ * blocks (tree.h). The model bytes are therefore the same for any thread
+ * count. Threads claim blocks (and then
  * reduction chunks) from shared counters rather than meeting at barriers,
  * so a thread the OS has descheduled delays nothing: which thread runs
  * what varies from run to run, the bytes do not. With MPI (dist.h) the
- * blocks are also shared out across ranks and gathered before the same
- * reduction, so the bytes do not depend on the rank count either. */
+ * blocks are also shared out across ranks; each sums its whole subtrees
+ * and the ranks finish the same tree, so the bytes do not depend on the
+ * rank count either. */
 #ifndef TRAINER_TRAIN_H
 #define TRAINER_TRAIN_H
 
@@ -43,6 +45,8 @@ typedef struct {
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
+    int nranks;                        /* MPI ranks (1 without MPI) */
+    size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
 } train_start_info;
 
 typedef struct {

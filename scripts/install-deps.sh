@@ -9,6 +9,7 @@
 #                                    Chromium with poppler-utils (the report rendered headless and
 #                                    printed to PDF)
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
+#   scripts/install-deps.sh --bench-mpi   also Open MPI and iproute2 (tc), for `make bench-mpi`
 set -eu
 
 pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev nettle-dev ca-certificates jq util-linux"
@@ -18,6 +19,7 @@ case "${1:-}" in
         pkgs="$pkgs python3-onnx python3-opencv imagemagick fonts-dejavu-core fonts-liberation fonts-freefont-ttf"
         pkgs="$pkgs chromium poppler-utils" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    --bench-mpi) pkgs="$pkgs libopenmpi-dev openmpi-bin iproute2" ;;
 esac
 
 missing=""

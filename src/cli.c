@@ -172,6 +172,12 @@ static void view_start(void *user, const train_start_info *info)
            info->val_count, info->test_count, info->load_seconds);
     printf("model: %zu parameters; %d thread%s\n", info->nparams, info->nthreads,
            info->nthreads == 1 ? "" : "s");
+    if (info->nranks > 1) {
+        printf("mpi: %d ranks; each sends %.1f", info->nranks, info->step_bytes_min / 1e3);
+        if (info->step_bytes_max != info->step_bytes_min)
+            printf("-%.1f", info->step_bytes_max / 1e3);
+        printf(" KB per step\n");
+    }
     if (info->resumed_epoch >= 0)
         printf("resuming from %s: epoch %d, batch %d\n", info->checkpoint, info->resumed_epoch + 1,
                info->resumed_batch + 1);

@@ -21,6 +21,7 @@
 #include "threads.h"
 #include "timer.h"
 #include "version.h"
+#include "tree.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -49,6 +50,8 @@ typedef struct {
     char steps_path[CONFIG_PATH_MAX + 16];
     int dist_failed; /* an MPI collective failed inside a batch */
     tr_error dist_err;
+    volatile sig_atomic_t *stop; /* train_options.stop */
+    int stop_seen;   /* some rank had a stop signal when the last batch was exchanged */
 } run;
 
 void train_checkpoint_path(const config *cfg, char *out, size_t size)
@@ -292,6 +295,9 @@ typedef struct {
     size_t start, bs, per;
     uint32_t nblocks, nchunks;
     uint32_t first_block, local_blocks;   /* this rank's share of the blocks (dist.h) */
+    int summed;                           /* grad holds the sum (dist_tree_sum); else ... */
+    tree_pair pairs[TRAIN_MAX_BLOCKS];    /* ... these additions make it in the slots (tree.h) */
+    uint32_t npairs;
     uint64_t epoch;
     float lr;
 } batch_sched;
@@ -342,20 +348,19 @@ static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *w
     }
 }
 
-/* grad[c0, c1) = the slots summed in block order, over the batch size;
- * then those parameters step. */
+/* grad[c0, c1) = the slots summed in tree order (tree.h; with several
+ * ranks dist_tree_sum has already put the sum in grad), over the batch
+ * size; then those parameters step. */
 static void run_chunk(run *r, const batch_sched *b, uint32_t c)
 {
-    const size_t nparams = r->net.nparams, stride = r->slot_stride;
+    const size_t nparams = r->net.nparams;
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
     float *restrict g = r->grad;
-    for (size_t j = c0; j < c1; j++)
-        g[j] = r->slots[j];
-    for (size_t k = 1; k < b->nblocks; k++) {
-        const float *restrict sl = r->slots + k * stride;
+    if (!b->summed) {
+        tree_apply(r->slots, r->slot_stride, b->pairs, b->npairs, c0, c1);
         for (size_t j = c0; j < c1; j++)
-            g[j] += sl[j];
+            g[j] = r->slots[j];
     }
     for (size_t j = c0; j < c1; j++)
         g[j] *= inv;
@@ -403,6 +408,8 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     dist_share(nblocks, dist_rank(), &first, &end);
     b->first_block = (uint32_t)first;
     b->local_blocks = (uint32_t)(end - first);
+    b->summed = dist_size() > 1;
+    b->npairs = b->summed ? 0 : (uint32_t)tree_pairs(nblocks, tree_root(nblocks), NULL, 0, b->pairs);
     b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
     b->epoch = epoch;
     b->lr = lr;
@@ -414,8 +421,8 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
 
     if (dist_size() > 1) {
         /* Thread 0 is the one that talks to MPI: it helps with the blocks,
-         * waits for them, shares them with the other ranks, then opens the
-         * reduction. Every rank then sums all blocks in block order. */
+         * waits for them, sums the tree with the other ranks, then opens the
+         * optimizer step. */
         uint32_t k;
         while (claim(&b->next_block, gen, b->local_blocks, &k)) {
             run_block(r, b, b->first_block + k, ws);
@@ -424,10 +431,10 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
         unsigned spins = 0;
         while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
             backoff(&spins);
-        if (dist_allgather(r->slots, nblocks, 1, nblocks, r->slot_stride * sizeof(float), &r->dist_err) != 0 ||
-            dist_allgather(r->losses, nblocks, per, bs, sizeof(float), &r->dist_err) != 0 ||
-            dist_allgather(r->hits, nblocks, per, bs, 1, &r->dist_err) != 0)
+        dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, per, bs, r->stop && *r->stop };
+        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &x, &r->dist_err) != 0)
             r->dist_failed = 1;
+        r->stop_seen = x.flag;
         atomic_store_explicit(&b->ready, gen, memory_order_release);
     }
     work_on(r, b, gen, ws);
@@ -552,6 +559,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(res, 0, sizeof *res);
     run r;
     memset(&r, 0, sizeof r);
+    r.stop = opts->stop;
     double t_load = timer_now();
     FILE *metrics = NULL, *steps = NULL;
     int rc = -1;
@@ -574,7 +582,13 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (leader && opts->obs.on_start) {
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path };
+                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, dist_size(), SIZE_MAX, 0 };
+        size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
+        for (int k = 0; k < dist_size(); k++) {
+            size_t bytes = dist_step_bytes(r.net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
+            info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
+            info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
+        }
         opts->obs.on_start(opts->obs.user, &info);
     }
 
@@ -599,7 +613,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                 train_helper(&r, &sched, &r.ws[tid]);
             } else {
                 for (uint64_t b = r.state.batch; b < nbatches; b++) {
-                    if (dist_any(opts->stop && *opts->stop)) {
+                    /* With MPI, each batch's exchange carries the stop flag. */
+                    if (b == r.state.batch || dist_size() == 1 ? dist_any(opts->stop && *opts->stop) : r.stop_seen) {
                         stop_at = b;
                         break;
                     }

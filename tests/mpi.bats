@@ -1,9 +1,19 @@
 #!/usr/bin/env bats
 # The MPI build (make MPI=1; here build/mpi/trainer): ranks split every batch
-# and the model bytes equal a one-process run for 1 to 4 ranks; a failure on
-# one rank ends the whole job quickly with that rank's message; resume works
-# under mpirun. Ranks are oversubscribed on this machine: it tests behaviour,
-# not speed.
+# and sum the gradient over one fixed tree (include/tree.h), so the model
+# bytes equal a one-process run for 1 to 5 ranks (5: shares of uneven
+# subtrees) and any threads per rank, in both ways of exchanging (whole
+# subtree sums: 2 ranks at batch 64; split by parameters: 3 ranks and up, or
+# 2 ranks when their shares fall into many subtrees); a failure on one rank
+# ends the whole job quickly with that rank's message; a SIGINT to one rank
+# stops them all after the same batch; resume works across rank counts.
+# Ranks are oversubscribed on this machine: it tests behaviour, not speed.
+
+load helpers
+
+setup_file() {
+    fixtures # 3000 training and 1000 test images: quicker to load than the real files
+}
 
 load helpers
 
@@ -14,7 +24,8 @@ setup() {
     [ -x "$MPI_TRAINER" ] || skip "no MPI build at $MPI_TRAINER (make build/mpi/trainer)"
     command -v mpirun >/dev/null || skip "mpirun is not installed (apt-get install openmpi-bin)"
     W=$(mktemp -d)
-    ARGS=(--set data.limit=2000 --set data.test_limit=300 --set train.epochs=2 --set train.batch_size=50
+    mapfile -t ARGS < <(small_data_sets "$FIXTURES")
+    ARGS+=(--set data.limit=2000 --set data.test_limit=300 --set train.epochs=2 --set train.batch_size=50
           --set train.schedule=constant -q)
     export OMP_NUM_THREADS=1
 }
@@ -29,22 +40,38 @@ mpi() { # ranks, args...
     timeout 120 mpirun --allow-run-as-root --oversubscribe -np "$n" "$MPI_TRAINER" "$@"
 }
 
-@test "1, 2, 3 and 4 ranks give the one-process model bytes" {
-    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/one.model"
-    for n in 1 2 3 4; do
-        run mpi "$n" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/np$n.model"
-        [ "$status" -eq 0 ]
+@test "1 to 5 ranks give the one-process model, checkpoint and step log bytes" {
+    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/one.model" \
+        --set "output.metrics=$W/one.csv"
+    for n in 1 2 3 4 5; do
+        run mpi "$n" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/np$n.model" \
+            --set "output.metrics=$W/np$n.csv"
+        [ "$status" -eq 0 ] || fail "$n ranks: exit $status" "$output"
         # rank 0 alone prints: one accuracy line
         [ "$(grep -c '^accuracy: ' <<< "$output")" -eq 1 ]
         assert_same_model "$W/one.model" "$W/np$n.model"
+        assert_same_model "$W/one.model.ckpt" "$W/np$n.model.ckpt"
+        assert_same_file "$W/one.steps.csv" "$W/np$n.steps.csv"
     done
 }
 
-@test "2 ranks x 2 threads with a batch the ranks cannot split evenly" {
-    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 --set "output.model=$W/one.model"
-    OMP_NUM_THREADS=2 mpi 2 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 \
-        --set "output.model=$W/two.model"
-    assert_same_model "$W/one.model" "$W/two.model"
+@test "threads x ranks: 2x2 at batch 64 and 3x2 at batch 37 give the one-process bytes; rank 0 prints the bytes sent" {
+    local -a a=("${ARGS[@]:0:${#ARGS[@]}-1}") # without -q
+    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=64 --set "output.model=$W/b64.model"
+    run env OMP_NUM_THREADS=2 timeout 120 mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS -np 2 \
+        "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.batch_size=64 \
+        --set "output.model=$W/b64x2.model"
+    [ "$status" -eq 0 ] || fail "exit $status" "$output"
+    assert_same_model "$W/b64.model" "$W/b64x2.model"
+    # Each rank sends its half-tree's sum (5,994 floats), 32 losses and hits, a flag.
+    assert_contains "$output" "model: 5994 parameters; 2 threads"
+    assert_contains "$output" "mpi: 2 ranks; each sends 24.1 KB per step"
+    [ "$(grep -c '^mpi: ' <<< "$output")" -eq 1 ]
+
+    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 --set "output.model=$W/b37.model"
+    OMP_NUM_THREADS=2 mpi 3 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 \
+        --set "output.model=$W/b37x3.model"
+    assert_same_model "$W/b37.model" "$W/b37x3.model"
 }
 
 @test "a bad data path on one rank ends the job within seconds, naming the rank and the file" {
@@ -60,9 +87,37 @@ mpi() { # ranks, args...
     [ "$(grep -c 'nonexistent' <<< "$output")" -eq 1 ]
 }
 
-@test "resume under mpirun matches an uninterrupted one-process run" {
+@test "SIGINT to rank 1 alone stops both ranks after the same batch; rank 0 writes; resuming on 3 ranks gives the uninterrupted bytes" {
+    # Batches of 5: 600 short steps an epoch, so a signal sent once
+    # training starts lands mid-epoch.
+    local -a a=("${ARGS[@]:0:8}" --set data.limit=3000 --set data.test_limit=300 --set train.epochs=2
+                --set train.batch_size=5 --set train.lr=0.01 --set "output.model=$W/m.model")
+    "$TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" -q --set "output.model=$W/one.model"
+
+    # Rank 1 is a shell that notes its pid, then becomes the trainer.
+    timeout 120 mpirun --allow-run-as-root --oversubscribe \
+        -np 1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" : \
+        -np 1 sh -c 'echo $$ >"$0"; exec "$@"' "$W/rank1.pid" "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" \
+        >"$W/out" 2>"$W/err" &
+    local job=$!
+    wait_for "$job" "$W/out" '^mpi: ' 60 || fail "training never started" "$(cat "$W/out" "$W/err")"
+    kill -INT "$(cat "$W/rank1.pid")"
+    local rc=0
+    wait "$job" || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "mpirun: exit $rc, want the ranks' 130/143" "$(cat "$W/out" "$W/err")"
+    # One rank reports (rank 0, which did not see the signal itself).
+    [ "$(grep -c 'checkpoint written to' "$W/err")" -eq 1 ] || fail "want one report" "$(cat "$W/err")"
+    assert_contains "$(cat "$W/err")" "stopped by signal 15; checkpoint written to $W/m.model.ckpt"
+    [ ! -e "$W/m.model" ] # stopped in the first epoch
+
+    run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" -q --resume "$W/m.model.ckpt"
+    [ "$status" -eq 0 ] || fail "resume: exit $status" "$output"
+    assert_same_model "$W/one.model" "$W/m.model"
+}
+
+@test "4 ranks, then one process resuming, match an uninterrupted run" {
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/one.model"
-    mpi 2 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.epochs=1 --set "output.model=$W/r.model"
-    mpi 3 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/r.model" --resume "$W/r.model.ckpt"
-    assert_same_model "$W/one.model" "$W/r.model"
+    mpi 4 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.epochs=1 --set "output.model=$W/s.model"
+    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set "output.model=$W/s.model" --resume "$W/s.model.ckpt"
+    assert_same_model "$W/one.model" "$W/s.model"
 }

@@ -35,6 +35,7 @@ extern const test_group optim_group;      /* test_optim.c: optimizers and schedu
 extern const test_group data_group;       /* test_data.c: RNG, normalisation, PGM, eval */
 extern const test_group provenance_group; /* test_provenance.c: SHA-256, JSON, data files, fingerprint */
 extern const test_group image_group;      /* test_image.c: PNG/PPM decoding, MNIST-style preprocessing */
+extern const test_group tree_group;       /* test_tree.c: the summation tree, across ranks */
 
 /* ---- test data ---- */
 
