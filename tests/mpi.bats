@@ -13,7 +13,7 @@ setup() {
     command -v mpirun >/dev/null || skip "mpirun is not installed (apt-get install openmpi-bin)"
     W=$(mktemp -d)
     ARGS=(--set data.limit=2000 --set data.test_limit=300 --set train.epochs=2 --set train.batch_size=50
-          --set train.schedule=constant -q)
+          --set train.schedule=constant -q --set "output.metrics=$W/m.csv")
     export OMP_NUM_THREADS=1
 }
 
