@@ -564,6 +564,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
     double first_loss = -1.0; /* this run's first batch loss, the yardstick for divergence */
+    if (opts->armed)
+        *opts->armed = 1; /* from here a stop is honoured with a checkpoint */
     if (leader && opts->obs.on_start) {
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
@@ -571,8 +573,6 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         opts->obs.on_start(opts->obs.user, &info);
     }
 
-    if (opts->armed)
-        *opts->armed = 1; /* from here a stop is honoured with a checkpoint */
     for (uint64_t epoch = r.state.epoch; epoch < (uint64_t)cfg->epochs; epoch++) {
         shuffle(r.order, r.ntrain, (uint64_t)cfg->seed, epoch);
         double t0 = timer_now(), last_progress = t0;

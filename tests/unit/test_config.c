@@ -414,6 +414,11 @@ static void impossible_stacks_refused(void **state)
     expect_stack_refused("[layer.poolfilt]\ntype = maxpool\nsize = 2\nfilters = 3\n"
                          "[layer.fc]\ntype = dense\noutputs = 10\n",
                          "poolfilt", "'filters' does not apply");
+    /* 10 outputs of 4096 x 24 x 24 inputs each: too many weights, not "too
+     * large (10 x 1 x 1 outputs)". */
+    expect_stack_refused("[layer.wide]\ntype = conv\nfilters = 4096\nsize = 5\n"
+                         "[layer.fc]\ntype = dense\noutputs = 10\n",
+                         "fc", "has too many weights: 23592960");
     /* The default stack's shapes. */
     config c;
     config_defaults(&c);
