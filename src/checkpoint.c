@@ -299,6 +299,12 @@ static int check_state(const char *path, const config *cfg, const optimizer *opt
     for (int i = 0; i < opt->nstate; i++)
         if (!all_finite(opt->state[i], opt->n))
             return bad(err, path, "optimizer state holds a value that is not finite");
+    /* Adam's second moment is a mean of squares; a negative one would put
+     * NaN in the first step (its square root). */
+    if (opt->kind != OPT_SGD)
+        for (size_t i = 0; i < opt->n; i++)
+            if (opt->state[1][i] < 0)
+                return bad(err, path, "optimizer state holds a negative second moment");
     return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -483,10 +484,32 @@ int cli_predict(const cli_args *a)
     return rc;
 }
 
+static int stdout_closed;
+
+void cli_start(void)
+{
+    /* A standard stream the caller closed (trainer >&-) would lend its
+     * number to the next file opened, a lock file or a model, which would
+     * then receive the log. Hold the numbers with /dev/null instead. */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (nfd >= 0 && nfd != fd)
+            close(nfd); /* cannot happen: the lowest free number is FD */
+        if (fd == STDOUT_FILENO)
+            stdout_closed = 1;
+    }
+}
+
 int cli_finish(int rc)
 {
     /* The output is the result: losing it (a full disk, a closed pipe) is a
      * failure, even if the work behind it succeeded. */
+    if (stdout_closed) {
+        cli_error(TR_ERUNTIME, "write error on standard output: %s", strerror(EBADF));
+        return rc ? rc : TR_ERUNTIME;
+    }
     int flush_failed = fflush(stdout) != 0;
     int saved = errno;
     if (flush_failed || ferror(stdout) || fclose(stdout) != 0) {

@@ -38,6 +38,7 @@ static int run_command(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    cli_start();
     if (dist_init(&argc, &argv) != 0)
         return cli_error(TR_ERUNTIME, "MPI failed to start");
     /* Under mpirun every rank runs the command; rank 0 speaks for all. */

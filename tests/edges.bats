@@ -120,6 +120,8 @@ wait_for_file() { # PATH
 # ---- standard output ----
 
 @test "eval, predict, --help and --version exit 1 with 'write error' when stdout cannot be written" {
+    local -a ARGS
+    small_argv "$D"
     train_small "$D" -q --set data.limit=200 --set data.test_limit=100 >/dev/null
     run --separate-stderr bash -c '"$@" >/dev/full' x "$TRAINER" eval "$D/m.model"
     assert_status 1
@@ -132,6 +134,17 @@ wait_for_file() { # PATH
         assert_status 1
         assert_one_error_line "write error"
     done
+    # A closed stdout: an error too, and its number is not handed to the
+    # lock file, which would then receive the log.
+    run --separate-stderr bash -c '"$@" >&-' x "$TRAINER" --version
+    assert_status 1
+    assert_one_error_line "write error on standard output: Bad file descriptor"
+    mkdir "$D/closed"
+    run --separate-stderr bash -c '"$@" >&-' x "$TRAINER" train "${ARGS[@]}" --set data.limit=200 \
+        --set data.test_limit=100 --set "output.model=$D/closed/m.model"
+    assert_status 1
+    [[ $(cat "$D/closed/m.model.lock") =~ ^[0-9]+$ ]] || fail "the lock file holds:" "$(cat "$D/closed/m.model.lock")"
+    [ -s "$D/closed/m.model" ]
 }
 
 # ---- output paths, checked and locked before any work ----

@@ -42,7 +42,7 @@ static void model_make(model *m, int tiny, const char *opt_name, uint64_t seed)
     fill_uniform(m->net.params, m->net.nparams, -1, 1, seed);
     assert_ok(optim_create(&m->opt, &m->cfg, m->net.nparams, &err), &err);
     for (int i = 0; i < m->opt.nstate; i++)
-        fill_uniform(m->opt.state[i], m->opt.n, -1, 1, seed + 1 + (uint64_t)i);
+        fill_uniform(m->opt.state[i], m->opt.n, i == 1 ? 0 : -1, 1, seed + 1 + (uint64_t)i); /* Adam's v >= 0 */
     m->opt.t = 1891;
     m->st = (train_state){ .epoch = 3, .batch = 17, .step = 1891, .loss_sum = 123.456789,
                            .correct = 1000, .seen = 1088, .best_val = 0.987654321, .best_epoch = 2 };
@@ -351,11 +351,12 @@ static void checkpoint_impossible_state_refused(void **state)
     const char *dir = *state;
     const char *p = path_in(dir, "forged.ckpt");
     enum { EPOCH_PAST, EPOCH_END_MID, BATCH_LIMIT, BATCH_HUGE, STEP_SHORT, T_OFF, SEEN, CORRECT, LOSS_NAN,
-           LOSS_NEG, LOSS_NO_SAMPLES, BEST_VAL, BEST_EPOCH, BEST_NONE, PARAM_NAN, STATE_INF, NCASES };
+           LOSS_NEG, LOSS_NO_SAMPLES, BEST_VAL, BEST_EPOCH, BEST_NONE, PARAM_NAN, STATE_INF, MOMENT_NEG, NCASES };
     const char *word[NCASES] = { "(epoch)", "(epoch)", "(batch)", "(step)", "(step)", "(step)",
                                  "(sample count)", "(sample count)", "(partial loss)", "(partial loss)",
                                  "(sample count)", "(best validation", "(best validation",
-                                 "(best validation", "weight that is not finite", "not finite" };
+                                 "(best validation", "weight that is not finite", "not finite",
+                                 "negative second moment" };
     for (int c = 0; c < NCASES; c++) {
         model a;
         model_make(&a, 1, "adam", 70);
@@ -378,6 +379,7 @@ static void checkpoint_impossible_state_refused(void **state)
         case BEST_NONE: st->best_val = -1; break; /* yet a best epoch 2 */
         case PARAM_NAN: a.net.params[7] = NAN; break;
         case STATE_INF: a.opt.state[1][3] = INFINITY; break;
+        case MOMENT_NEG: a.opt.state[1][5] = -0.25f; break;
         }
         assert_ok(checkpoint_save(p, &a.cfg, &a.net, &a.opt, &a.st, &err), &err);
         expect_load_fails(p, word[c]);
