@@ -310,8 +310,10 @@ static int shorten_long_line(parse_state *ps, const char *line, size_t len, char
     while (key_end > line && (key_end[-1] == ' ' || key_end[-1] == '\t'))
         key_end--;
     if (line[0] == '[' || sep == end || *sep == ';' || key_end - line > 128) {
-        snprintf(ps->msg, sizeof ps->msg, "line of %zu characters: too long for a section header, and "
-                 "not 'key = value'", len);
+        snprintf(ps->msg, sizeof ps->msg, "%s of %zu characters",
+                 line[0] == '[' ? "section header too long: a line"
+                 : sep == end || *sep == ';' ? "expected 'key = value', got a line"
+                                             : "key too long: a line", len);
         return -1;
     }
     const char *v = sep + 1;

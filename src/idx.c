@@ -269,6 +269,8 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
 
 int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err)
 {
+    if (!path[0]) /* else the message would name nothing */
+        return tr_fail(err, TR_EINPUT, "a file name is empty (a data.* key, or a model path, set to nothing)");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", path, strerror(errno));

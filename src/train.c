@@ -613,7 +613,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                      * 1e31 trains nothing either. */
                     if (first_loss < 0)
                         first_loss = batch_loss;
-                    if (!isfinite(r.state.loss_sum) || !(batch_loss <= TRAIN_LOSS_BLOWUP * (first_loss > 1 ? first_loss : 1))) {
+                    double ceiling = TRAIN_LOSS_BLOWUP * (first_loss > 1 ? first_loss : 1);
+                    if (!isfinite(r.state.loss_sum) || !(batch_loss <= ceiling)) {
                         diverged_at = b;
                         diverged_loss = batch_loss;
                         break;

@@ -315,7 +315,7 @@ static void config_long_lines_read(void **state)
     assert_fails(config_parse_string(&c, text, "long.ini", &err), &err, TR_EINPUT, "long.ini:2:", "1023");
     /* A long line that is no 'key = value' is refused on its line. */
     snprintf(text, sizeof text, "[data]\nlimit = 3\n%s\n", pad);
-    expect_parse_error(text, 3, "not 'key = value'");
+    expect_parse_error(text, 3, "expected 'key = value'");
 }
 
 /* An indented line is a key of its own, not the continuation of the value
