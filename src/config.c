@@ -624,7 +624,17 @@ static void format_value(char *buf, size_t size, const void *base, const key_spe
     case K_ENUM: snprintf(buf, size, "%s", k->names[*(const int *)field]); break;
     case K_INT: snprintf(buf, size, "%d", *(const int *)field); break;
     case K_I64: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); break;
-    case K_DOUBLE: snprintf(buf, size, "%.17g", *(const double *)field); break;
+    case K_DOUBLE: {
+        /* The shortest text that reads back to the same double: 0.05, not
+         * 0.050000000000000003; equal texts still mean equal values. */
+        double v = *(const double *)field;
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, size, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        break;
+    }
     }
 }
 

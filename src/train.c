@@ -143,9 +143,9 @@ static int resume_from(run *r, const char *path, tr_error *err)
     const uint64_t B = (uint64_t)r->cfg->batch_size, nbatches = (r->ntrain + B - 1) / B;
     if (rc == 0 && (r->state.batch >= nbatches || r->state.step != r->state.epoch * nbatches + r->state.batch))
         rc = tr_fail(err, TR_EINPUT,
-                     "%s: stopped at epoch %llu, batch %llu, step %llu, which %zu training images in batches of "
-                     "%llu cannot reach (%llu batches an epoch); have the data files changed?",
-                     path, (unsigned long long)r->state.epoch + 1, (unsigned long long)r->state.batch + 1,
+                     "%s: its position (%llu epochs and %llu batches done, step %llu) does not fit %zu training "
+                     "images in batches of %llu (%llu batches an epoch); have the data files changed?",
+                     path, (unsigned long long)r->state.epoch, (unsigned long long)r->state.batch,
                      (unsigned long long)r->state.step, r->ntrain, (unsigned long long)B,
                      (unsigned long long)nbatches);
     if (rc == 0) {
