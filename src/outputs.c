@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,14 @@ static int lock_one(output *o, int nheld, const output *held, tr_error *err)
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
-        const char *is_model = !strcmp(o->key, "output.model") ? "this model" : "this file";
+        /* The pid is the last holder's; name it only if it still runs (a
+         * lock taken by other means, flock(1) say, leaves an old one). */
+        long holder = strtol(pid, NULL, 10);
+        if (holder <= 0 || (kill((pid_t)holder, 0) != 0 && errno != EPERM))
+            pid[0] = '\0';
+        const char *is_model = !strcmp(o->key, "output.model") ? "this model"
+                               : o->is_dir                      ? "this folder"
+                                                                : "this file";
         return tr_fail(err, TR_ERUNTIME, "%s: another trainer%s%s%s is writing %s; wait for it or set %s", o->path,
                        pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", is_model, o->key);
     }
