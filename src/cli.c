@@ -154,7 +154,7 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-/* Exit statuses for the signals that stop a run. */
+/* The signals that stop a run; the exit status is 128 + the number. */
 static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
 
 typedef struct {
@@ -243,7 +243,10 @@ int cli_train(const cli_args *a)
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: see on_signal */
+    sa.sa_handler = on_signal;
+    /* Where a blocked call must not wait on (before training), the handler
+     * never returns; during training an interrupted write simply goes on. */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
         sigaddset(&sa.sa_mask, stop_signals[i]);
