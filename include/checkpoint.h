@@ -56,15 +56,6 @@ int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer 
 /* Writes LEN bytes to PATH atomically; shared by models and reports. */
 int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err);
 
-/* Takes an advisory lock (flock) on MODEL_PATH.lock for the life of the
- * process, so two trainers never write one model; the second is refused
- * with the first one's pid. */
-int output_lock(const char *model_path, tr_error *err);
-
-/* Removes PATH.tmp.* files that a killed writer left behind. Call it only
- * while holding the output lock, when no other writer can be mid-write. */
-void remove_stale_temps(const char *path);
-
 /* Creates the directories above PATH that are missing (mkdir -p). */
 int make_parent_dirs(const char *path, tr_error *err);
 

@@ -50,6 +50,13 @@ int cli_export(const cli_args *a);
 void cli_usage(FILE *f);
 int cli_version(void);
 
+/* Call first: keeps closed standard streams' numbers from being reused. */
+void cli_start(void);
+
+/* Flushes and closes standard output; a write to it that failed (now or
+ * before) is reported as "write error" and turns RC 0 into 1. */
+int cli_finish(int rc);
+
 /* Prints "trainer: MESSAGE" to stderr and returns CODE. */
 int cli_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -94,6 +94,12 @@ int config_validate(const config *c, tr_error *err);
  * its bytes. */
 int config_write(const config *c, FILE *f, int with_output);
 
+/* Lists in OUT, as "section.key (A, now B), ...", every key whose value
+ * differs between A and B, [layer.*] keys included ("layers" when their
+ * counts differ), except the names in SKIP (NULL-terminated: "section.key",
+ * or "section." for a whole section). Returns how many differ. */
+int config_diff(const config *a, const config *b, const char *const *skip, char *out, size_t size);
+
 /* Fails with "SOURCE:LINE: layer 'NAME': MESSAGE" (source and line when the
  * layer came from a file), so shape errors point at the config. */
 int config_layer_fail(const config *c, const layer_config *l, tr_error *err, const char *fmt, ...)

@@ -18,12 +18,19 @@ typedef struct {
 } dataset;
 
 /* Reads the whole of PATH (gzip, multi-member gzip or plain) into a fresh
- * buffer. Fails on a truncated or corrupt stream, never returning part. */
+ * buffer. Fails on a truncated or corrupt stream, never returning part of a
+ * file it could parse. Content that is neither IDX nor a format read here
+ * (model, PGM, PNG, JPEG) is returned as its first bytes only, since every
+ * parser refuses it by its magic; and IDX content is read no further than
+ * its header says (a gzip bomb or a device stops there). */
 int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err);
 
 /* The same, and SHA256 (32 bytes, may be NULL) gets the hash of the file's
  * bytes as stored, before inflating. */
 int idx_slurp_digest(const char *path, uint8_t **data, size_t *len, uint8_t *sha256, tr_error *err);
+/* "a bzip2 file (...)" and the like when D starts with the magic of a
+ * compressed or archive format this program does not read; else NULL. */
+const char *idx_archive_name(const uint8_t *d, size_t len);
 
 /* Parses an image file (magic 0x00000803) or a label file (0x00000801). */
 int idx_parse_images(const char *path, const uint8_t *data, size_t len,

@@ -27,6 +27,11 @@
  * useful thread count per batch; batch 64 gives one sample per block. */
 #define TRAIN_MAX_BLOCKS 64
 
+/* A batch loss above this many times the run's first batch loss (or above
+ * this many nats when that was below 1) is divergence, as a non-finite one
+ * is: a loss that explodes but stays finite trains nothing either. */
+#define TRAIN_LOSS_BLOWUP 100
+
 typedef struct {
     int epoch, epochs;                 /* epoch is 1-based */
     double train_loss, train_acc;
@@ -61,6 +66,7 @@ typedef struct {
     const char *init_from;             /* model whose weights replace the random init (warm start), or NULL */
     int nthreads;                      /* 0: OpenMP's default */
     volatile sig_atomic_t *stop;       /* set to a signal number to stop after the batch */
+    volatile sig_atomic_t *armed;      /* set to 1 once a stop would be honoured (training has begun) */
     train_observer obs;
 } train_options;
 

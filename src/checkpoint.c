@@ -2,12 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -195,7 +194,7 @@ int make_parent_dirs(const char *path, tr_error *err)
     if (strlen(path) >= sizeof buf)
         return tr_fail(err, TR_EINPUT, "%s: path too long", path);
     strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
+    for (char *p = buf + (buf[0] != '\0'); *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
@@ -206,45 +205,6 @@ int make_parent_dirs(const char *path, tr_error *err)
         *p = '/';
     }
     return 0;
-}
-
-int output_lock(const char *model_path, tr_error *err)
-{
-    char path[CONFIG_PATH_MAX + 8];
-    if (snprintf(path, sizeof path, "%s.lock", model_path) >= (int)sizeof path)
-        return tr_fail(err, TR_EINPUT, "%s: path too long", model_path);
-    if (make_parent_dirs(path, err) != 0)
-        return -1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: cannot open lock file: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        close(fd);
-        return tr_fail(err, TR_ERUNTIME, "%s: another trainer%s%s is writing this model; wait for it or set "
-                       "output.model", model_path, pid[0] ? " (pid " : "", pid[0] ? strcat(pid, ")") : "");
-    }
-    char line[32];
-    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
-        /* The lock holds without the pid; the pid only makes the message nicer. */
-    }
-    return 0; /* fd stays open: the lock lasts until the process exits */
-}
-
-void remove_stale_temps(const char *path)
-{
-    char pattern[CONFIG_PATH_MAX + 16];
-    if (snprintf(pattern, sizeof pattern, "%s.tmp.??????", path) >= (int)sizeof pattern)
-        return;
-    glob_t g;
-    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            unlink(g.gl_pathv[i]);
-    globfree(&g);
 }
 
 /* ---- the format ---- */
@@ -399,6 +359,53 @@ static int get_provenance(reader *r, provenance *p, const char *path, tr_error *
     return 0;
 }
 
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+/* The training position must be one that training can reach: a forged or
+ * miswritten one (a CRC only proves the bytes are as written) would train
+ * on from nowhere, with a loss of NaN or a learning rate of 0. Checked
+ * against the stored config; train.c checks it against the data too. */
+static int check_state(const char *path, const config *cfg, const optimizer *opt, const train_state *st,
+                       tr_error *err)
+{
+    const char *what = NULL;
+    const uint64_t bs = (uint64_t)cfg->batch_size;
+    if (st->epoch > (uint64_t)cfg->epochs || (st->epoch == (uint64_t)cfg->epochs && st->batch > 0))
+        what = "epoch";
+    else if (st->batch > UINT32_MAX / bs || (cfg->limit > 0 && st->batch * bs >= (uint64_t)cfg->limit))
+        what = "batch";
+    else if (st->step < st->batch || st->step - st->batch < st->epoch || opt->t != st->step)
+        what = "step";
+    else if (st->seen != st->batch * bs || st->correct > st->seen)
+        what = "sample count";
+    else if (!isfinite(st->loss_sum) || st->loss_sum < 0 || (st->seen == 0 && st->loss_sum != 0))
+        what = "partial loss";
+    else if (!(st->best_val == -1.0 || (st->best_val >= 0 && st->best_val <= 1)) || st->best_epoch > st->epoch ||
+             (st->best_val == -1.0) != (st->best_epoch == 0))
+        what = "best validation epoch";
+    if (what)
+        return tr_fail(err, TR_EINPUT,
+                       "%s: impossible training state (%s): epoch %llu, batch %llu, step %llu, %llu samples "
+                       "of batch %d", path, what, (unsigned long long)st->epoch, (unsigned long long)st->batch,
+                       (unsigned long long)st->step, (unsigned long long)st->seen, cfg->batch_size);
+    for (int i = 0; i < opt->nstate; i++)
+        if (!all_finite(opt->state[i], opt->n))
+            return bad(err, path, "optimizer state holds a value that is not finite");
+    /* Adam's second moment is a mean of squares; a negative one would put
+     * NaN in the first step (its square root). */
+    if (opt->kind != OPT_SGD)
+        for (size_t i = 0; i < opt->n; i++)
+            if (opt->state[1][i] < 0)
+                return bad(err, path, "optimizer state holds a negative second moment");
+    return 0;
+}
+
 int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
                     train_state *state, tr_error *err)
 {
@@ -424,7 +431,11 @@ int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer 
     int rc = -1;
     char *text = NULL;
     if (len >= 8 && memcmp(data, MODEL_MAGIC, 8) != 0) {
-        bad(err, path, "not a trainer model file (bad magic)");
+        const char *archive = idx_archive_name(data, len);
+        if (archive)
+            tr_fail(err, TR_EINPUT, "%s: not a trainer model file (bad magic): it is %s", path, archive);
+        else
+            bad(err, path, "not a trainer model file (bad magic)");
         goto out;
     }
     if (len < 8 + 12 + 8 + 4) {
@@ -479,6 +490,10 @@ int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer 
         bad(err, path, "weights are truncated");
         goto out;
     }
+    if (!all_finite(net->params, net->nparams)) {
+        bad(err, path, "holds a weight that is not finite (NaN or infinity)");
+        goto out;
+    }
     if (opt) {
         if (!(flags & FLAG_TRAIN_STATE)) {
             bad(err, path, "is a final model without training state; resume from a checkpoint (.ckpt)");
@@ -509,6 +524,8 @@ int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer 
                 bad(err, path, "optimizer state is truncated");
                 goto out;
             }
+        if (check_state(path, cfg, opt, state, err) != 0)
+            goto out;
     }
     if (!opt && (flags & FLAG_TRAIN_STATE) && skip_state(&r, net->nparams) != 0) {
         bad(err, path, "training state is truncated");

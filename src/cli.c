@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include "onnx_export.h"
 #include "pngout.h"
 #include "preprocess.h"
+#include "outputs.h"
+#include "pgm.h"
 #include "report.h"
 #include "threads.h"
 #include "timer.h"
@@ -94,8 +97,9 @@ void cli_usage(FILE *f)
           "  --quiet, -q              no per-epoch lines or progress bar, only the result\n"
           "  --json                   info, predict: JSON for scripts instead of text\n"
           "\n"
-          "exit status: 0 success, 1 runtime failure, 2 bad usage, config or data,\n"
-          "             130/143 stopped by SIGINT/SIGTERM after writing a checkpoint\n",
+          "exit status: 0 success, 1 runtime failure (also a failed write to standard output),\n"
+          "             2 bad usage, config or data, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM:\n"
+          "             during training after writing a checkpoint, before it at once (see README)\n",
           f);
 }
 
@@ -145,14 +149,43 @@ static int apply_sets(config *cfg, const cli_args *a, tr_error *err)
 
 /* ---- train ---- */
 
-static volatile sig_atomic_t stop_signal;
+/* ---- stopping: SIGINT, SIGTERM and SIGHUP ----
+ *
+ * Before training starts there is nothing to save, and the main thread may
+ * be blocked in an open() or read() (a FIFO, a stalled mount) that no flag
+ * would ever interrupt: the handler ends the process at once. Once training
+ * runs (train_options.armed), it only records the signal; training stops
+ * after the current batch and writes a checkpoint. A second signal while
+ * that happens ends the process at once, saying that no checkpoint was
+ * written for this stop. The worker threads block these signals
+ * (threads_block_signals), so the handler runs on the main thread. */
+static volatile sig_atomic_t stop_signal, stop_armed;
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+static void say(const char *s)
+{
+    ssize_t n = write(STDERR_FILENO, s, strlen(s)); /* async-signal-safe; nothing to do if it fails */
+    (void)n;
+}
 
 static void on_signal(int sig)
 {
-    if (stop_signal) /* a second Ctrl-C: the user does not want to wait */
+    if (!stop_armed || stop_signal) {
+        say(stop_signal ? "\ntrainer: stopped at once by " : "trainer: stopped at once by ");
+        say(signal_name(sig));
+        say(stop_signal ? " (a second signal); no checkpoint written for this stop\n"
+                        : " before training started; no model or checkpoint written\n");
         _exit(128 + sig);
+    }
     stop_signal = sig;
 }
+
+/* The signals that stop a run; the exit status is 128 + the number. */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
 
 typedef struct {
     int bar;    /* draw a progress bar on stderr */
@@ -274,6 +307,8 @@ int cli_train(const cli_args *a)
 {
     config cfg;
     tr_error err = { 0 };
+    if (a->init && a->resume)
+        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
     char found[PATH_MAX + 32];
     const char *path = a->config ? a->config : find_default_config(found, sizeof found);
     config_defaults(&cfg);
@@ -283,22 +318,25 @@ int cli_train(const cli_args *a)
         return fail_with(&err);
     net_free(&shapes);
 
-    if (dist_agree(dist_rank() == 0 ? output_lock(cfg.model, &err) : 0, &err) != 0)
+    if (dist_agree(dist_rank() == 0 ? outputs_claim(&cfg, &err) : 0, &err) != 0)
         return fail_with(&err);
-    if (dist_rank() == 0) { /* the lock is ours: no one else is mid-write */
-        char ckpt[CONFIG_PATH_MAX + 8];
-        train_checkpoint_path(&cfg, ckpt, sizeof ckpt);
-        remove_stale_temps(cfg.model);
-        remove_stale_temps(ckpt);
-    }
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    /* Where a blocked call must not wait on (before training), the handler
+     * never returns; during training an interrupted write simply goes on. */
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+        sigaddset(&sa.sa_mask, stop_signals[i]);
+        sigaction(stop_signals[i], &sa, NULL);
+    }
+    threads_block_signals(threads_resolve(a->threads), &sa.sa_mask);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit must fail the write, not kill us */
+    /* A reader that goes away (trainer | head -1) must not stop training;
+     * the failed writes are reported at exit (cli_finish). */
+    signal(SIGPIPE, SIG_IGN);
 
     train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg };
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
@@ -308,10 +346,8 @@ int cli_train(const cli_args *a)
                path ? path : "(built-in defaults)", cfg.epochs, cfg.batch_size, config_optimizer_name(cfg.optimizer),
                cfg.lr, config_schedule_name(cfg.schedule), (long long)cfg.seed);
     }
-    if (a->init && a->resume)
-        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
     train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = a->threads, .stop = &stop_signal,
-                           .obs = { view_start, view_progress, view_epoch, &view } };
+                           .armed = &stop_armed, .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
     if (train_run(&cfg, &opts, &res, &err) != 0) {
         /* A failed run's live report stops reloading too; the failure is still the message. */
@@ -328,8 +364,8 @@ int cli_train(const cli_args *a)
         /* A live report stops reloading: it is rewritten without the refresh. */
         if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, 0, &err) != 0)
             fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err.msg);
-        fprintf(stderr, "trainer: stopped by signal %d; checkpoint written to %s\n", res.interrupted_by,
-                res.checkpoint);
+        fprintf(stderr, "trainer: stopped by signal %d (%s); checkpoint written to %s\n", res.interrupted_by,
+                signal_name(res.interrupted_by), res.checkpoint);
         /* The same config and the same --set options: resuming with
          * anything else would not continue the same run. */
         fputs("trainer: continue with: trainer train", stderr);
@@ -347,6 +383,13 @@ int cli_train(const cli_args *a)
     if (!a->quiet)
         printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
                res.train_seconds, timer_now() - view.started);
+    if (stop_signal) { /* during the last epoch's evaluation or save: all is written, the report is not */
+        if (dist_rank() == 0)
+            fprintf(stderr, "trainer: stopped by signal %d (%s) after the last epoch; model and checkpoint "
+                    "written%s\n", (int)stop_signal, signal_name(stop_signal),
+                    cfg.report[0] ? ", no report" : "");
+        return 128 + stop_signal;
+    }
     if (cfg.report[0] && dist_rank() == 0) {
         if (write_report(a, &cfg, 0, 1, &err) != 0)
             return fail_with(&err);
@@ -568,7 +611,7 @@ int cli_predict(const cli_args *a)
     int rc = seen ? 0 : cli_error(TR_ERUNTIME, "out of memory");
     if (!a->json && rc == 0)
         printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg.classes - 1);
-    for (int i = 0; i < a->ninputs && rc == 0; i++) {
+    for (int i = 0; i < a->ninputs && rc == 0 && !ferror(stdout); i++) {
         const char *path = a->inputs[i];
         uint8_t *data = NULL;
         size_t len = 0, count = 1;
@@ -586,7 +629,9 @@ int cli_predict(const cli_args *a)
         /* Pictures are made to look like MNIST; IDX files already do. */
         int mnist = a->preprocess ? !strcmp(a->preprocess, "mnist") : is_image;
         size_t n = (size_t)img.width * img.height;
-        for (size_t j = 0; rc == 0 && j < count; j++) {
+        if (rc == 0 && count == 0)
+            rc = cli_error(TR_EINPUT, "%s: holds no images", path);
+        for (size_t j = 0; rc == 0 && j < count && !ferror(stdout); j++) {
             long index = is_image ? -1 : (long)j;
             if (mnist) {
                 char name[PATH_MAX + 32];
@@ -615,5 +660,43 @@ int cli_predict(const cli_args *a)
     free(seen);
     net_workspace_free(&ws);
     net_free(&net);
+    return rc;
+}
+
+static int stdout_closed;
+
+void cli_start(void)
+{
+    /* A standard stream the caller closed (trainer >&-) would lend its
+     * number to the next file opened, a lock file or a model, which would
+     * then receive the log. Hold the numbers with /dev/null instead. */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (nfd >= 0 && nfd != fd)
+            close(nfd); /* cannot happen: the lowest free number is FD */
+        if (fd == STDOUT_FILENO)
+            stdout_closed = 1;
+    }
+}
+
+int cli_finish(int rc)
+{
+    /* The output is the result: losing it (a full disk, a closed pipe) is a
+     * failure, even if the work behind it succeeded. */
+    if (stdout_closed) {
+        cli_error(TR_ERUNTIME, "write error on standard output: %s", strerror(EBADF));
+        return rc ? rc : TR_ERUNTIME;
+    }
+    int flush_failed = fflush(stdout) != 0;
+    int saved = errno;
+    if (flush_failed || ferror(stdout) || fclose(stdout) != 0) {
+        if (flush_failed || !ferror(stdout))
+            cli_error(TR_ERUNTIME, "write error on standard output: %s", strerror(flush_failed ? saved : errno));
+        else
+            cli_error(TR_ERUNTIME, "write error on standard output");
+        return rc ? rc : TR_ERUNTIME;
+    }
     return rc;
 }

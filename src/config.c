@@ -107,11 +107,9 @@ static int set_value(void *base, const key_spec *k, const char *value, char *msg
     errno = 0;
     switch (k->type) {
     case K_PATH: {
-        /* config_write puts "key = value" on one line, and a model file must
-         * read back: the line has to fit inih's line buffer. */
-        int max = INI_MAX_LINE - 2 - 3 - (int)strlen(k->key);
-        if (max > CONFIG_PATH_MAX - 1)
-            max = CONFIG_PATH_MAX - 1;
+        /* Lines longer than inih's buffer are read by read_line, so the
+         * field's own size is the only limit. */
+        int max = CONFIG_PATH_MAX - 1;
         if (strlen(value) > (size_t)max) {
             snprintf(msg, msgsz, "path for '%s' is longer than %d bytes", k->key, max);
             return -1;
@@ -187,6 +185,7 @@ typedef struct {
     int err_line;     /* line of the first error in msg */
     unsigned seen[(NKEYS + 31) / 32];
     char msg[512];
+    char *long_value; /* the value of a line too long for inih (read_line) */
 } parse_state;
 
 static layer_config *find_or_add_layer(parse_state *ps, const char *lname)
@@ -287,25 +286,83 @@ static int section_known(const char *name)
     return 0;
 }
 
+/* inih's inline comment: ';' at the start or after white space. */
+static const char *inline_comment(const char *s, const char *end)
+{
+    for (const char *p = s; p < end; p++)
+        if (*p == ';' && (p == s || p[-1] == ' ' || p[-1] == '\t'))
+            return p;
+    return end;
+}
+
+/* A line longer than inih's buffer (num - 2 characters): a comment becomes
+ * an empty line; "key = value" is handed on as "key = -" with the value,
+ * cut as inih would cut it, kept in ps->long_value for ini_callback. */
+static int shorten_long_line(parse_state *ps, const char *line, size_t len, char *str, int num)
+{
+    if (line[0] == ';' || line[0] == '#') {
+        snprintf(str, (size_t)num, "\n");
+        return 0;
+    }
+    const char *end = line + len, *sep = line;
+    while (sep < end && *sep != '=' && *sep != ':' && *sep != ';')
+        sep++;
+    const char *key_end = sep;
+    while (key_end > line && (key_end[-1] == ' ' || key_end[-1] == '\t'))
+        key_end--;
+    if (line[0] == '[' || sep == end || *sep == ';' || key_end - line > 128) {
+        snprintf(ps->msg, sizeof ps->msg, "%s of %zu characters",
+                 line[0] == '[' ? "section header too long: a line"
+                 : sep == end || *sep == ';' ? "expected 'key = value', got a line"
+                                             : "key too long: a line", len);
+        return -1;
+    }
+    const char *v = sep + 1;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    const char *v_end = inline_comment(v, end);
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t' || v_end[-1] == '\r'))
+        v_end--;
+    free(ps->long_value);
+    ps->long_value = strndup(v, (size_t)(v_end - v));
+    if (!ps->long_value) {
+        snprintf(ps->msg, sizeof ps->msg, "out of memory");
+        return -1;
+    }
+    snprintf(str, (size_t)num, "%.*s = -\n", (int)(key_end - line), line);
+    return 0;
+}
+
 static char *read_line(char *str, int num, void *stream)
 {
     string_reader *r = stream;
     parse_state *ps = r->ps;
+    free(ps->long_value);
+    ps->long_value = NULL;
     /* Stop at our first error, so the message keeps its line. */
     if (ps->msg[0] || r->text[r->pos] == '\0' || num < 2)
         return NULL;
-    int n = 0;
-    while (n < num - 1 && r->text[r->pos] != '\0') {
-        char ch = r->text[r->pos++];
-        str[n++] = ch;
-        if (ch == '\n')
-            break;
-    }
-    str[n] = '\0';
+    const char *line = r->text + r->pos;
+    size_t len = strcspn(line, "\n");
+    r->pos += len + (line[len] == '\n');
     ps->line++;
+    /* Leading white space is dropped: inih would read an indented line as
+     * the continuation of the value above it. */
+    while (len > 0 && (*line == ' ' || *line == '\t')) {
+        line++;
+        len--;
+    }
+    if (len + 2 > (size_t)num) {
+        if (shorten_long_line(ps, line, len, str, num) != 0) {
+            ps->err_line = ps->line;
+            return NULL;
+        }
+    } else {
+        memcpy(str, line, len);
+        str[len] = '\n';
+        str[len + 1] = '\0';
+    }
     const char *p = str;
-    while (*p == ' ' || *p == '\t')
-        p++;
     if (*p == '[') {
         ps->section_line = ps->line;
         /* Checked at the header, so an empty misspelt section ([trian])
@@ -313,21 +370,14 @@ static char *read_line(char *str, int num, void *stream)
         const char *close = strchr(p, ']');
         if (close) {
             char name[128];
-            size_t len = (size_t)(close - p - 1);
-            snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p + 1);
+            size_t nlen = (size_t)(close - p - 1);
+            snprintf(name, sizeof name, "%.*s", (int)(nlen < sizeof name ? nlen : sizeof name - 1), p + 1);
             if (!section_known(name)) {
                 snprintf(ps->msg, sizeof ps->msg, "unknown section [%s]", name);
                 ps->err_line = ps->line;
                 return NULL;
             }
         }
-    }
-    /* inih would take the rest of a line longer than its buffer as a line
-     * of its own; refuse it instead. */
-    if (str[n - 1] != '\n' && r->text[r->pos] != '\0') {
-        snprintf(ps->msg, sizeof ps->msg, "line longer than %d characters", num - 2);
-        ps->err_line = ps->line;
-        return NULL;
     }
     return str;
 }
@@ -337,7 +387,7 @@ static int ini_callback(void *user, const char *section, const char *key, const 
     parse_state *ps = user;
     if (ps->msg[0])
         return 0; /* keep the first error */
-    int ok = handle_key(ps, section, key, value);
+    int ok = handle_key(ps, section, key, ps->long_value ? ps->long_value : value);
     if (!ok)
         ps->err_line = ps->line;
     return ok;
@@ -348,6 +398,7 @@ static int parse_text(config *c, const char *text, const char *name, tr_error *e
     parse_state ps = { .cfg = c, .name = name, .from_file = 1 };
     string_reader r = { text, 0, &ps };
     int rc = ini_parse_stream(read_line, &r, ini_callback, &ps);
+    free(ps.long_value);
     if (rc < 0)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory while parsing", name);
     if (rc == 0 && !ps.msg[0])
@@ -562,4 +613,96 @@ int config_write(const config *c, FILE *f, int with_output)
         }
     }
     return ferror(f) ? -1 : 0;
+}
+
+/* A key's value as config_write writes it, without the "key = ". */
+static void format_value(char *buf, size_t size, const void *base, const key_spec *k)
+{
+    const char *field = (const char *)base + k->offset;
+    switch (k->type) {
+    case K_PATH: snprintf(buf, size, "%s", field); break;
+    case K_BOOL: snprintf(buf, size, "%s", *(const int *)field ? "true" : "false"); break;
+    case K_ENUM: snprintf(buf, size, "%s", k->names[*(const int *)field]); break;
+    case K_INT: snprintf(buf, size, "%d", *(const int *)field); break;
+    case K_I64: snprintf(buf, size, "%lld", (long long)*(const int64_t *)field); break;
+    case K_DOUBLE: {
+        /* The shortest text that reads back to the same double: 0.05, not
+         * 0.050000000000000003; equal texts still mean equal values. */
+        double v = *(const double *)field;
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, size, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                break;
+        }
+        break;
+    }
+    }
+}
+
+static int skipped(const char *name, const char *const *skip)
+{
+    for (; skip && *skip; skip++) {
+        size_t n = strlen(*skip);
+        if ((*skip)[n - 1] == '.' ? !strncmp(name, *skip, n) : !strcmp(name, *skip))
+            return 1;
+    }
+    return 0;
+}
+
+/* Appends "NAME (A, now B)" to OUT. */
+static void note_diff(char *out, size_t size, int *count, const char *name, const char *a, const char *b)
+{
+    size_t used = strlen(out);
+    if (used + 1 < size)
+        snprintf(out + used, size - used, "%s%s (%.40s%s, now %.40s%s)", *count ? ", " : "", name, a,
+                 strlen(a) > 40 ? "..." : "", b, strlen(b) > 40 ? "..." : "");
+    ++*count;
+}
+
+int config_diff(const config *a, const config *b, const char *const *skip, char *out, size_t size)
+{
+    int count = 0;
+    char va[CONFIG_PATH_MAX + 32], vb[CONFIG_PATH_MAX + 32], name[128];
+    if (size)
+        out[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        snprintf(name, sizeof name, "%s.%s", keys[i].section, keys[i].key);
+        format_value(va, sizeof va, a, &keys[i]);
+        format_value(vb, sizeof vb, b, &keys[i]);
+        if (strcmp(va, vb) && !skipped(name, skip))
+            note_diff(out, size, &count, name, va, vb);
+    }
+    if (a->nlayers != b->nlayers) {
+        snprintf(va, sizeof va, "%d", a->nlayers);
+        snprintf(vb, sizeof vb, "%d", b->nlayers);
+        if (!skipped("layers", skip))
+            note_diff(out, size, &count, "layers", va, vb);
+        return count;
+    }
+    for (int i = 0; i < a->nlayers; i++) {
+        /* As config_write sees them: the default activation and stride filled in. */
+        layer_config la = a->layers[i], lb = b->layers[i];
+        la.activation = config_layer_activation(&la);
+        lb.activation = config_layer_activation(&lb);
+        if (la.type == LAYER_MAXPOOL && la.stride == 0)
+            la.stride = la.size;
+        if (lb.type == LAYER_MAXPOOL && lb.stride == 0)
+            lb.stride = lb.size;
+        if (strcmp(la.name, lb.name)) {
+            snprintf(name, sizeof name, "layer %d", i + 1);
+            if (!skipped(name, skip))
+                note_diff(out, size, &count, name, la.name, lb.name);
+            continue;
+        }
+        for (int k = 0; k < LK_COUNT; k++) {
+            if (k != LK_TYPE && !(layer_key_allowed[la.type] >> k & 1) && !(layer_key_allowed[lb.type] >> k & 1))
+                continue;
+            snprintf(name, sizeof name, "layer.%s.%s", la.name, layer_keys[k].key);
+            format_value(va, sizeof va, &la, &layer_keys[k]);
+            format_value(vb, sizeof vb, &lb, &layer_keys[k]);
+            if (strcmp(va, vb) && !skipped(name, skip))
+                note_diff(out, size, &count, name, va, vb);
+        }
+    }
+    return count;
 }

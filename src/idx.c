@@ -42,6 +42,55 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* What the first bytes of a file's content say about its size. */
+enum { CONTENT_UNKNOWN, CONTENT_EXACT, CONTENT_CAPPED };
+
+static size_t idx_elem_size(uint8_t type)
+{
+    switch (type) {
+    case 0x08: case 0x09: return 1;
+    case 0x0B: return 2;
+    case 0x0C: case 0x0D: return 4;
+    case 0x0E: return 8;
+    default: return 0;
+    }
+}
+
+/* How many bytes content starting with the N bytes at H may have, or 0
+ * while N is too short to tell (AT_END: there is no more). An IDX header
+ * gives the exact size (CONTENT_EXACT): a gzip bomb or /dev/zero behind a
+ * valid header is stopped there. The other formats read here (model files,
+ * PGM, PNG, JPEG) get the general cap. Anything else gets no more than what
+ * is already there (CONTENT_UNKNOWN): enough for every parser, each of which
+ * checks its magic first, to refuse it and say what it is. */
+static size_t content_limit(const uint8_t *h, size_t n, int at_end, int *kind)
+{
+    *kind = CONTENT_CAPPED;
+    if (n >= 4 && h[0] == 0 && h[1] == 0 && idx_elem_size(h[2]) && h[3] >= 1 && h[3] <= 4) {
+        size_t head = 4 + 4 * (size_t)h[3], total = idx_elem_size(h[2]);
+        if (n < head)
+            return at_end ? IDX_MAX_BYTES : 0;
+        *kind = CONTENT_EXACT;
+        for (size_t i = 0; i < h[3]; i++)
+            if (tr_mul_size(total, be32(h + 4 + 4 * i), &total) != 0 || total > IDX_MAX_BYTES)
+                return IDX_MAX_BYTES;
+        return head + total;
+    }
+    if ((n >= 8 && !memcmp(h, "TRAINCNN", 8)) || (n >= 2 && h[0] == 'P' && (h[1] == '5' || h[1] == '2')) ||
+        (n >= 4 && !memcmp(h, "\x89PNG", 4)) || (n >= 3 && !memcmp(h, "\xFF\xD8\xFF", 3)))
+        return IDX_MAX_BYTES;
+    if (n < 8 && !at_end)
+        return 0;
+    *kind = CONTENT_UNKNOWN;
+    return n;
+}
+
+static int too_much(const char *path, size_t limit, tr_error *err)
+{
+    return tr_fail(err, TR_EINPUT, "%s: holds more data than the %zu bytes its IDX header promises; stopped reading "
+                   "there", path, limit);
+}
+
 static int read_all_fd(const char *path, int fd, uint8_t **out, size_t *out_len,
                        tr_error *err)
 {
@@ -57,8 +106,22 @@ static int read_all_fd(const char *path, int fd, uint8_t **out, size_t *out_len,
     uint8_t *buf = alloc_big(cap);
     if (!buf)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    size_t len = 0;
+    size_t len = 0, limit = 0;
+    /* A regular file's size is known; a stream (a FIFO, /dev/zero) is read
+     * only as far as its first bytes say it goes (content_limit). */
+    const int stream = !S_ISREG(st.st_mode);
+    int kind = CONTENT_CAPPED;
     for (;;) {
+        if (stream && !limit)
+            limit = content_limit(buf, len, 0, &kind);
+        if (stream && limit && len > limit - (kind == CONTENT_UNKNOWN)) {
+            if (kind == CONTENT_EXACT) {
+                free(buf);
+                return too_much(path, limit, err);
+            }
+            if (kind == CONTENT_UNKNOWN)
+                break;
+        }
         if (len == cap) {
             if (cap >= IDX_MAX_BYTES) {
                 free(buf);
@@ -72,7 +135,12 @@ static int read_all_fd(const char *path, int fd, uint8_t **out, size_t *out_len,
             buf = nb;
             cap *= 2;
         }
-        ssize_t n = read(fd, buf + len, cap - len);
+        size_t room = cap - len;
+        if (stream && limit && room > limit + 1 - len)
+            room = limit + 1 - len;
+        else if (stream && !limit && room > 32 - len)
+            room = 32 - len;
+        ssize_t n = read(fd, buf + len, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -97,20 +165,21 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
     /* The trailer's ISIZE (length mod 2^32 of the last member) is exact for
      * a single-member file, so MNIST inflates without a realloc. It is only
      * a hint: the loop below grows the buffer if it is wrong. */
-    size_t cap = 4096;
+    size_t cap = 4096, hint = 0;
     if (in_len >= 18) {
         const uint8_t *t = in + in_len - 4;
         size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-        /* A forged ISIZE must not buy a huge allocation. */
+        /* A forged ISIZE must not buy a huge allocation; nor may a true one
+         * beyond what the content's header allows (taken when it grows). */
         if (isize + 1 > cap && isize < IDX_MAX_BYTES && isize / DEFLATE_MAX_RATIO <= in_len)
-            cap = isize + 1;
+            hint = isize + 1;
     }
     uint8_t *buf = alloc_big(cap);
     if (!buf)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    size_t len = 0, pos = 0;
-    int rc = 0;
-    while (pos < in_len) {
+    size_t len = 0, pos = 0, limit = 0;
+    int rc = 0, kind = CONTENT_CAPPED, done = 0;
+    while (pos < in_len && !done) {
         if (in_len - pos < 2 || in[pos] != 0x1f || in[pos + 1] != 0x8b) {
             rc = tr_fail(err, TR_EINPUT,
                          "%s: %zu bytes of trailing garbage after the gzip stream",
@@ -126,12 +195,27 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
         size_t member_start = pos;
         int zr = Z_OK;
         while (zr != Z_STREAM_END) {
+            /* Inflate no further than the content's first bytes allow. */
+            if (!limit)
+                limit = content_limit(buf, len, 0, &kind);
+            if (limit && len > limit - (kind == CONTENT_UNKNOWN)) {
+                if (kind == CONTENT_EXACT)
+                    zr = Z_NEED_DICT; /* reported below as too much data */
+                else if (kind == CONTENT_UNKNOWN)
+                    done = 1;
+                if (kind != CONTENT_CAPPED)
+                    break;
+            }
             if (len == cap) {
                 if (cap >= IDX_MAX_BYTES) {
                     zr = Z_MEM_ERROR;
                     break;
                 }
-                size_t ncap = cap * 2 > IDX_MAX_BYTES ? IDX_MAX_BYTES : cap * 2;
+                size_t ncap = cap * 2 > hint ? cap * 2 : hint;
+                if (limit && ncap > limit + 1)
+                    ncap = limit + 1;
+                if (ncap > IDX_MAX_BYTES)
+                    ncap = IDX_MAX_BYTES;
                 uint8_t *nb = realloc(buf, ncap);
                 if (!nb) {
                     zr = Z_MEM_ERROR;
@@ -144,6 +228,10 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
             zs.next_in = (Bytef *)(in + pos);
             zs.avail_in = avail_in > UINT32_MAX ? UINT32_MAX : (uInt)avail_in;
             size_t avail_out = cap - len;
+            if (limit && avail_out > limit + 1 - len)
+                avail_out = limit + 1 - len;
+            else if (!limit && avail_out > 32 - len)
+                avail_out = 32 - len;
             zs.next_out = buf + len;
             zs.avail_out = avail_out > UINT32_MAX ? UINT32_MAX : (uInt)avail_out;
             uInt before_in = zs.avail_in, before_out = zs.avail_out;
@@ -157,9 +245,11 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len,
         }
         const char *zmsg = zs.msg;
         inflateEnd(&zs);
-        if (zr == Z_STREAM_END)
+        if (zr == Z_STREAM_END || done)
             continue;
-        if (zr == Z_MEM_ERROR)
+        if (zr == Z_NEED_DICT && kind == CONTENT_EXACT && len > limit)
+            rc = too_much(path, limit, err);
+        else if (zr == Z_MEM_ERROR)
             rc = tr_fail(err, TR_EINPUT, "%s: decompressed data too large or out of memory", path);
         else if (zr == Z_BUF_ERROR)
             rc = tr_fail(err, TR_EINPUT,
@@ -186,6 +276,8 @@ int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err)
 
 int idx_slurp_digest(const char *path, uint8_t **data, size_t *len, uint8_t *sha256, tr_error *err)
 {
+    if (!path[0]) /* else the message would name nothing */
+        return tr_fail(err, TR_EINPUT, "a file name is empty (a data.* key, or a model path, set to nothing)");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", path, strerror(errno));
@@ -213,6 +305,26 @@ int idx_slurp_digest(const char *path, uint8_t **data, size_t *len, uint8_t *sha
     return 0;
 }
 
+const char *idx_archive_name(const uint8_t *d, size_t len)
+{
+    static const struct {
+        const char *magic;
+        size_t n;
+        const char *name;
+    } formats[] = {
+        { "BZh", 3, "a bzip2 file (decompress it with bunzip2, or use the .gz)" },
+        { "\xFD" "7zXZ", 6, "an xz file (decompress it with unxz, or use the .gz)" },
+        { "PK\x03\x04", 4, "a zip archive (unzip it, or use the .gz)" },
+        { "\x28\xB5\x2F\xFD", 4, "a zstd file (decompress it with unzstd, or use the .gz)" },
+        { "7z\xBC\xAF\x27\x1C", 6, "a 7-Zip archive (extract it, or use the .gz)" },
+        { "\x1F\x8B", 2, "a gzip file inside a gzip file (gunzip it once)" },
+    };
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (len >= formats[i].n && !memcmp(d, formats[i].magic, formats[i].n))
+            return formats[i].name;
+    return NULL;
+}
+
 static int check_magic(const char *path, const uint8_t *data, size_t len,
                        uint32_t want, const char *what, tr_error *err)
 {
@@ -224,6 +336,9 @@ static int check_magic(const char *path, const uint8_t *data, size_t len,
     if (magic == IDX_MAGIC_U8_1D || magic == IDX_MAGIC_U8_3D)
         return tr_fail(err, TR_EINPUT, "%s: is an IDX %s file, expected %s (magic 0x%08X, want 0x%08X)",
                        path, magic == IDX_MAGIC_U8_1D ? "label" : "image", what, magic, want);
+    const char *archive = idx_archive_name(data, len);
+    if (archive)
+        return tr_fail(err, TR_EINPUT, "%s: is %s, not an IDX %s file (magic 0x%08X)", path, archive, what, magic);
     return tr_fail(err, TR_EINPUT, "%s: bad magic 0x%08X, expected 0x%08X for an IDX %s file",
                    path, magic, want, what);
 }

@@ -38,12 +38,13 @@ static int run_command(int argc, char **argv);
 
 int main(int argc, char **argv)
 {
+    cli_start();
     if (dist_init(&argc, &argv) != 0)
         return cli_error(TR_ERUNTIME, "MPI failed to start");
     /* Under mpirun every rank runs the command; rank 0 speaks for all. */
     if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout))
         return cli_error(TR_ERUNTIME, "cannot redirect rank %d's output", dist_rank());
-    int rc = run_command(argc, argv);
+    int rc = cli_finish(run_command(argc, argv));
     dist_finalize();
     return rc;
 }

@@ -70,7 +70,10 @@ int net_create(network *net, const config *cfg, tr_error *err)
         }
         l->in_size = (size_t)l->in_c * l->in_h * l->in_w;
         l->out_size = (size_t)l->out_c * l->out_h * l->out_w;
-        if (l->out_size > NET_MAX_SIZE || l->nweights > NET_MAX_SIZE)
+        if (l->nweights > NET_MAX_SIZE)
+            return config_layer_fail(cfg, lc, err, "has too many weights: %zu, more than %zu", l->nweights,
+                                     NET_MAX_SIZE);
+        if (l->out_size > NET_MAX_SIZE)
             return config_layer_fail(cfg, lc, err, "too large (%d x %d x %d outputs)", l->out_c, l->out_h, l->out_w);
         l->w_off = off;
         l->b_off = off + l->nweights;

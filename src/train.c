@@ -48,6 +48,7 @@ typedef struct {
     uint8_t *preds; /* one evaluation's predictions, gathered across ranks */
     char ckpt_path[CONFIG_PATH_MAX + 8];
     char steps_path[CONFIG_PATH_MAX + 16];
+    int ckpt_written; /* this run has published ckpt_path */
     int dist_failed; /* an MPI collective failed inside a batch */
     tr_error dist_err;
     volatile sig_atomic_t *stop; /* train_options.stop */
@@ -117,6 +118,10 @@ static int init_from(run *r, const char *path, tr_error *err)
     return rc;
 }
 
+/* The keys a resume may change: none of them changes the weights. The
+ * thread count is not a config key, and may change too. */
+static const char *const resume_may_change[] = { "train.epochs", "output.", NULL };
+
 static int resume_from(run *r, const char *path, tr_error *err)
 {
     config ck_cfg;
@@ -145,6 +150,21 @@ static int resume_from(run *r, const char *path, tr_error *err)
     else if (r->state.epoch > (uint64_t)r->cfg->epochs)
         rc = tr_fail(err, TR_EINPUT, "%s: already trained %llu epochs, the config asks for %d", path,
                      (unsigned long long)r->state.epoch, r->cfg->epochs);
+    char diff[768];
+    if (rc == 0 && config_diff(&ck_cfg, r->cfg, resume_may_change, diff, sizeof diff) > 0)
+        rc = tr_fail(err, TR_EINPUT,
+                     "%s: was trained with another config; it differs in %s. Resume with the config and --set "
+                     "options it was trained with: only train.epochs, output.* and --threads may change",
+                     path, diff);
+    /* The config agrees, so the data decides how many batches an epoch has. */
+    const uint64_t B = (uint64_t)r->cfg->batch_size, nbatches = (r->ntrain + B - 1) / B;
+    if (rc == 0 && (r->state.batch >= nbatches || r->state.step != r->state.epoch * nbatches + r->state.batch))
+        rc = tr_fail(err, TR_EINPUT,
+                     "%s: its position (%llu epochs and %llu batches done, step %llu) does not fit %zu training "
+                     "images in batches of %llu (%llu batches an epoch); have the data files changed?",
+                     path, (unsigned long long)r->state.epoch, (unsigned long long)r->state.batch,
+                     (unsigned long long)r->state.step, r->ntrain, (unsigned long long)B,
+                     (unsigned long long)nbatches);
     if (rc == 0) {
         memcpy(r->net.params, ck_net.params, r->net.nparams * sizeof(float));
         for (int i = 0; i < r->opt.nstate; i++)
@@ -470,41 +490,58 @@ static void train_helper(run *r, batch_sched *b, net_workspace *ws)
 #define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
 #define STEPS_HEADER "step,epoch,loss,lr\n"
 
-/* Opens a CSV log whose rows start with a counter (epoch or step). On
- * resume, rows after the checkpoint's KEEP belong to the abandoned future
- * and are dropped, so the file matches an uninterrupted run. */
-static FILE *open_log(const char *path, const char *header, uint64_t keep, int resuming, tr_error *err)
+/* A CSV log whose rows start with a counter (epoch or step). It is kept
+ * in memory and published whole (atomic_write_file) beside the model and
+ * checkpoint it describes, so a run that fails before its first epoch ends
+ * leaves the previous run's log with the previous run's model. On resume,
+ * rows after the checkpoint's KEEP belong to the abandoned future and are
+ * dropped, so the file matches an uninterrupted run. */
+typedef struct {
+    const char *path; /* NULL: no log */
+    FILE *mem;
+    char *text;
+    size_t len;
+} csv_log;
+
+static int log_start(csv_log *l, const char *path, const char *header, uint64_t keep, int resuming,
+                     tr_error *err)
 {
+    memset(l, 0, sizeof *l);
     if (!path[0])
-        return NULL;
-    char *kept = NULL;
-    size_t kept_len = 0;
-    FILE *mem = open_memstream(&kept, &kept_len);
-    if (!mem) {
-        tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-        return NULL;
-    }
-    fputs(header, mem);
+        return 0;
+    l->mem = open_memstream(&l->text, &l->len);
+    if (!l->mem)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    l->path = path;
+    fputs(header, l->mem);
     FILE *old = resuming ? fopen(path, "r") : NULL;
     if (old) {
         char line[512];
         while (fgets(line, sizeof line, old)) {
             unsigned long long e;
             if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep)
-                fputs(line, mem);
+                fputs(line, l->mem);
         }
         fclose(old);
     }
-    fclose(mem);
-    FILE *f = fopen(path, "w");
-    if (!f || fwrite(kept, 1, kept_len, f) != kept_len || fflush(f) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot write the log: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        f = NULL;
-    }
-    free(kept);
-    return f;
+    return 0;
+}
+
+static int log_publish(csv_log *l, tr_error *err)
+{
+    if (!l->path)
+        return 0;
+    if (fflush(l->mem) != 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", l->path);
+    return atomic_write_file(l->path, l->text, l->len, err);
+}
+
+static void log_free(csv_log *l)
+{
+    if (l->mem)
+        fclose(l->mem);
+    free(l->text);
+    memset(l, 0, sizeof *l);
 }
 
 /* Accuracy and mean loss on COUNT images from FIRST; each rank takes its
@@ -561,7 +598,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(&r, 0, sizeof r);
     r.stop = opts->stop;
     double t_load = timer_now();
-    FILE *metrics = NULL, *steps = NULL;
+    csv_log metrics_log = { 0 }, steps_log = { 0 };
+    FILE *metrics = NULL, *steps = NULL; /* their streams; NULL where there is none */
     int rc = -1;
     /* Only rank 0 writes files and reports; a failure on any rank is agreed
      * on by all, so none waits forever in a collective. */
@@ -569,20 +607,25 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
         goto out;
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    if (leader) {
-        metrics = open_log(cfg->metrics, METRICS_HEADER, r.state.epoch, opts->resume != NULL, err);
-        if (metrics)
-            steps = open_log(r.steps_path, STEPS_HEADER, r.state.step, opts->resume != NULL, err);
-    }
-    if (dist_agree(leader && cfg->metrics[0] && !(metrics && steps) ? -1 : 0, err) != 0)
+    if (dist_agree(leader ? log_start(&metrics_log, cfg->metrics, METRICS_HEADER, r.state.epoch,
+                                      opts->resume != NULL, err) ||
+                                log_start(&steps_log, r.steps_path, STEPS_HEADER, r.state.step,
+                                          opts->resume != NULL, err)
+                          : 0,
+                   err) != 0)
         goto out;
+    metrics = metrics_log.mem;
+    steps = steps_log.mem;
 
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
+    double first_loss = -1.0; /* this run's first batch loss, the yardstick for divergence */
+    if (opts->armed)
+        *opts->armed = 1; /* from here a stop is honoured with a checkpoint */
     if (leader && opts->obs.on_start) {
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, dist_size(), SIZE_MAX, 0 };
+                                  opts->resume ? (int)r.state.batch : -1, opts->resume ? opts->resume : r.ckpt_path, dist_size(), SIZE_MAX, 0 };
         size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
         for (int k = 0; k < dist_size(); k++) {
             size_t bytes = dist_step_bytes(r.net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
@@ -601,6 +644,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
          * loop cannot leave the parallel region early, so a stop or a
          * divergence is recorded and handled after it. */
         uint64_t stop_at = UINT64_MAX, diverged_at = UINT64_MAX;
+        double diverged_loss = 0.0;
         batch_sched sched;
         memset(&sched, 0, sizeof sched);
 #pragma omp parallel num_threads(r.nthreads)
@@ -622,13 +666,20 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     lr = (float)schedule_lr(cfg, r.state.step, nbatches);
                     double loss_before = r.state.loss_sum;
                     train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    double batch_loss = (r.state.loss_sum - loss_before) / (double)bs;
                     if (steps)
                         fprintf(steps, "%llu,%llu,%.6f,%.6g\n", (unsigned long long)r.state.step,
-                                (unsigned long long)epoch + 1, (r.state.loss_sum - loss_before) / (double)bs, lr);
+                                (unsigned long long)epoch + 1, batch_loss, lr);
                     if (r.dist_failed)
                         break;
-                    if (!isfinite(r.state.loss_sum)) {
+                    /* Not finite, or exploding while still finite: a loss of
+                     * 1e31 trains nothing either. */
+                    if (first_loss < 0)
+                        first_loss = batch_loss;
+                    double ceiling = TRAIN_LOSS_BLOWUP * (first_loss > 1 ? first_loss : 1);
+                    if (!isfinite(r.state.loss_sum) || !(batch_loss <= ceiling)) {
                         diverged_at = b;
+                        diverged_loss = batch_loss;
                         break;
                     }
                     double now = timer_now();
@@ -650,7 +701,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             r.state.epoch = epoch;
             r.state.batch = stop_at;
             const provenance *p = stamp(&r, epoch, res->train_seconds + (timer_now() - t0));
-            if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) : 0,
+            /* The step log goes with the checkpoint, which a resume reads it
+             * against; the epoch table stays with the model until the next
+             * epoch ends. */
+            if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) ||
+                                        log_publish(&steps_log, err)
+                                  : 0,
                            err))
                 goto out;
             /* Another rank may have seen the signal first. */
@@ -659,11 +715,26 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             goto out;
         }
         if (diverged_at != UINT64_MAX) {
+            /* Name a checkpoint only if it is this run's: one it wrote, or
+             * the one it resumed from. */
+            char last[CONFIG_PATH_MAX + 96];
+            if (r.ckpt_written)
+                snprintf(last, sizeof last, "the last good checkpoint is %s (end of epoch %llu)", r.ckpt_path,
+                         (unsigned long long)epoch);
+            else if (opts->resume)
+                snprintf(last, sizeof last, "the checkpoint it resumed from, %s, is untouched", opts->resume);
+            else
+                snprintf(last, sizeof last, "no checkpoint was written");
+            char what[96];
+            if (isfinite(diverged_loss))
+                snprintf(what, sizeof what, "the batch loss %.3g is over %d times its first value %.3g",
+                         diverged_loss, TRAIN_LOSS_BLOWUP, first_loss);
+            else
+                snprintf(what, sizeof what, "the loss is not finite");
             tr_fail(err, TR_ERUNTIME,
-                    "training diverged in epoch %llu, batch %llu (step %llu): the loss is not finite; "
-                    "try a lower train.lr (now %g). The last good checkpoint is %s",
+                    "training diverged in epoch %llu, batch %llu (step %llu): %s; try a lower train.lr (now %g); %s",
                     (unsigned long long)epoch + 1, (unsigned long long)diverged_at + 1,
-                    (unsigned long long)r.state.step, cfg->lr, r.ckpt_path);
+                    (unsigned long long)r.state.step, what, cfg->lr, last);
             goto out;
         }
         double train_secs = timer_now() - t0;
@@ -700,32 +771,29 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         r.state.loss_sum = 0.0;
         r.state.correct = r.state.seen = 0;
         int wrc = 0;
-        if (metrics) {
+        if (metrics)
             fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f,%.6f,%.6f\n", rep.epoch, rep.train_loss,
                     rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds, rep.test_loss,
                     rep.val_loss);
-            if (fflush(metrics) != 0)
-                wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
-        }
-        if (steps && fflush(steps) != 0 && wrc == 0)
-            wrc = tr_fail(err, TR_ERUNTIME, "%s: write failed", r.steps_path);
         const provenance *p = stamp(&r, epoch + 1, res->train_seconds);
         if (leader && wrc == 0 && better)
             wrc = checkpoint_save_prov(cfg->model, cfg, &r.net, NULL, NULL, p, err);
         rep.saved_model = better;
         if (leader && wrc == 0)
             wrc = checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err);
+        /* The logs right after the files they describe (see csv_log). */
+        if (leader && wrc == 0)
+            wrc = log_publish(&metrics_log, err) || log_publish(&steps_log, err) ? -1 : 0;
         if (dist_agree(wrc, err) != 0)
             goto out;
+        r.ckpt_written = 1;
         if (leader && opts->obs.on_epoch)
             opts->obs.on_epoch(opts->obs.user, &rep);
     }
     rc = 0;
 out:
-    if (metrics && fclose(metrics) != 0 && rc == 0)
-        rc = tr_fail(err, TR_ERUNTIME, "%s: write failed", cfg->metrics);
-    if (steps && fclose(steps) != 0 && rc == 0)
-        rc = tr_fail(err, TR_ERUNTIME, "%s: write failed", r.steps_path);
+    log_free(&metrics_log);
+    log_free(&steps_log);
     teardown(&r);
     return rc;
 }

@@ -62,15 +62,33 @@ train() { # dir, extra args...
     [ -z "$(ls "$W/k" | grep '\.tmp\.')" ]
 }
 
-@test "divergence stops with exit 1, names the step, suggests a lower lr, keeps the last checkpoint" {
+@test "divergence stops with exit 1, names the step, suggests a lower lr, names this run's checkpoint" {
+    # lr 20 reached by a warm-up over 2 epochs: epoch 1 survives, epoch 2
+    # explodes (a loss of 1e5 and more, still finite).
     mkdir -p "$W/d"
-    train "$W/d" --set train.epochs=1
-    cp "$W/d/m.model.ckpt" "$W/good.ckpt"
-    run train "$W/d" --set train.epochs=2 --set train.lr=100 --set train.schedule=constant --resume "$W/d/m.model.ckpt"
+    run train "$W/d" --set train.lr=20 --set train.warmup_epochs=2 --set train.schedule=constant
     [ "$status" -eq 1 ]
     [[ "$output" == *"diverged in epoch 2"* ]]
     [[ "$output" == *"lower train.lr"* ]]
-    cmp "$W/d/m.model.ckpt" "$W/good.ckpt"
+    [[ "$output" == *"last good checkpoint is $W/d/m.model.ckpt (end of epoch 1)"* ]]
+    "$TRAINER" eval "$W/d/m.model.ckpt" -q --set data.test_limit=10
+}
+
+@test "a run that diverges at once names no checkpoint and leaves the earlier run's files alone" {
+    mkdir -p "$W/d"
+    train "$W/d" --set train.epochs=1
+    mkdir "$W/good"
+    cp "$W/d/m.model" "$W/d/m.model.ckpt" "$W/d/m.csv" "$W/d/m.steps.csv" "$W/good/"
+    # lr 100: the loss explodes in the first batches (to 1e31, still finite)
+    run train "$W/d" --set train.epochs=1 --set train.lr=100 --set train.schedule=constant
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"diverged in epoch 1"* ]]
+    [[ "$output" == *"no checkpoint was written"* ]]
+    [[ "$output" != *"m.model.ckpt"* ]]
+    # the model on disk is the earlier run's, and so are its metrics
+    for f in m.model m.model.ckpt m.csv m.steps.csv; do
+        cmp "$W/good/$f" "$W/d/$f"
+    done
 }
 
 @test "a second trainer on the same output.model is refused while the first runs" {

@@ -26,7 +26,7 @@ setup() {
     W=$(mktemp -d)
     mapfile -t ARGS < <(small_data_sets "$FIXTURES")
     ARGS+=(--set data.limit=2000 --set data.test_limit=300 --set train.epochs=2 --set train.batch_size=50
-          --set train.schedule=constant -q)
+          --set train.schedule=constant -q --set "output.metrics=$W/m.csv")
     export OMP_NUM_THREADS=1
 }
 

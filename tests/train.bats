@@ -197,6 +197,8 @@ suggested() { # STDERR_FILE
     assert_status 0
     cp "$D/m.model" "$D/good.model"
     cp "$D/m.model.ckpt" "$D/good.ckpt"
+    cp "$D/m.csv" "$D/good.csv"
+    cp "$D/m.steps.csv" "$D/good.steps.csv"
     # A 10 KiB file-size limit: the 25 KB model cannot be written. The trainer
     # ignores SIGXFSZ, so write() fails with EFBIG.
     local -a ARGS
@@ -207,6 +209,9 @@ suggested() { # STDERR_FILE
     assert_one_error_line "$D/m.model" "File too large"
     assert_same_file "$D/good.model" "$D/m.model"
     assert_same_file "$D/good.ckpt" "$D/m.model.ckpt"
+    # the metrics still describe the model on disk (not the failed run)
+    assert_same_file "$D/good.csv" "$D/m.csv"
+    assert_same_file "$D/good.steps.csv" "$D/m.steps.csv"
     # and no temporary file is left behind
     run ls -A "$D"
     refute_contains "$output" ".tmp."

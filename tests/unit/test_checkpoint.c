@@ -4,6 +4,7 @@
  * are published atomically. */
 #include "tests.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,8 +42,8 @@ static void model_make(model *m, int tiny, const char *opt_name, uint64_t seed)
     fill_uniform(m->net.params, m->net.nparams, -1, 1, seed);
     assert_ok(optim_create(&m->opt, &m->cfg, m->net.nparams, &err), &err);
     for (int i = 0; i < m->opt.nstate; i++)
-        fill_uniform(m->opt.state[i], m->opt.n, -1, 1, seed + 1 + (uint64_t)i);
-    m->opt.t = 12345;
+        fill_uniform(m->opt.state[i], m->opt.n, i == 1 ? 0 : -1, 1, seed + 1 + (uint64_t)i); /* Adam's v >= 0 */
+    m->opt.t = 1891;
     m->st = (train_state){ .epoch = 3, .batch = 17, .step = 1891, .loss_sum = 123.456789,
                            .correct = 1000, .seen = 1088, .best_val = 0.987654321, .best_epoch = 2 };
 }
@@ -497,6 +498,72 @@ static void provenance_version_1_and_damage(void **state)
     model_free(&a);
 }
 
+/* A training position that training cannot reach, saved with a valid CRC
+ * (checkpoint_save writes what it is given), is refused on load, naming
+ * the field; so are weights and optimizer state that are not finite. */
+static void checkpoint_impossible_state_refused(void **state)
+{
+    const char *dir = *state;
+    const char *p = path_in(dir, "forged.ckpt");
+    enum { EPOCH_PAST, EPOCH_END_MID, BATCH_LIMIT, BATCH_HUGE, STEP_SHORT, T_OFF, SEEN, CORRECT, LOSS_NAN,
+           LOSS_NEG, LOSS_NO_SAMPLES, BEST_VAL, BEST_EPOCH, BEST_NONE, PARAM_NAN, STATE_INF, MOMENT_NEG, NCASES };
+    const char *word[NCASES] = { "(epoch)", "(epoch)", "(batch)", "(step)", "(step)", "(step)",
+                                 "(sample count)", "(sample count)", "(partial loss)", "(partial loss)",
+                                 "(sample count)", "(best validation", "(best validation",
+                                 "(best validation", "weight that is not finite", "not finite",
+                                 "negative second moment" };
+    for (int c = 0; c < NCASES; c++) {
+        model a;
+        model_make(&a, 1, "adam", 70);
+        tr_error err = { 0 };
+        train_state *st = &a.st;
+        switch (c) {
+        case EPOCH_PAST: st->epoch = 21; break; /* the config says 20 epochs */
+        case EPOCH_END_MID: st->epoch = 20; break; /* all epochs done, yet batch 17 */
+        case BATCH_LIMIT: assert_ok(config_set(&a.cfg, "data.limit=1000", &err), &err); break; /* 17 x 64 > 1000 */
+        case BATCH_HUGE: st->batch = 1000000; break; /* the forged file */
+        case STEP_SHORT: st->step = a.opt.t = 19; break; /* fewer steps than 3 epochs and 17 batches */
+        case T_OFF: a.opt.t = 1890; break;
+        case SEEN: st->seen = 1087; break;
+        case CORRECT: st->correct = 1089; break;
+        case LOSS_NAN: st->loss_sum = NAN; break;
+        case LOSS_NEG: st->loss_sum = -1; break;
+        case LOSS_NO_SAMPLES: st->batch = 0; st->step = a.opt.t = 1874; break; /* seen 1088 of no batch */
+        case BEST_VAL: st->best_val = 1.5; break;
+        case BEST_EPOCH: st->best_epoch = 4; break;
+        case BEST_NONE: st->best_val = -1; break; /* yet a best epoch 2 */
+        case PARAM_NAN: a.net.params[7] = NAN; break;
+        case STATE_INF: a.opt.state[1][3] = INFINITY; break;
+        case MOMENT_NEG: a.opt.state[1][5] = -0.25f; break;
+        }
+        assert_ok(checkpoint_save(p, &a.cfg, &a.net, &a.opt, &a.st, &err), &err);
+        expect_load_fails(p, word[c]);
+        model_free(&a);
+    }
+    /* The unedited state loads: the cases above fail for their edit alone. */
+    model a, b;
+    model_make(&a, 1, "adam", 70);
+    tr_error err = { 0 };
+    assert_ok(checkpoint_save(p, &a.cfg, &a.net, &a.opt, &a.st, &err), &err);
+    memset(&b, 0, sizeof b);
+    assert_ok(checkpoint_load(p, &b.cfg, &b.net, &b.opt, &b.st, &err), &err);
+    model_free(&a);
+    model_free(&b);
+}
+
+/* bzip2, xz and zip files are named as such, not just "bad magic". */
+static void checkpoint_archive_named(void **state)
+{
+    const char *dir = *state;
+    const char *p = path_in(dir, "m.model.bz2");
+    static const char bz[] = "BZh91AY&SY and then some compressed bytes";
+    write_file(p, bz, sizeof bz - 1);
+    expect_load_fails(p, "bzip2");
+    static const char xz[] = "\xFD" "7zXZ\0 and then some compressed bytes";
+    write_file(p, xz, sizeof xz - 1);
+    expect_load_fails(p, "xz file");
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 static const struct CMUnitTest tests[] = {
     T(provenance_round_trip),
@@ -507,5 +574,7 @@ static const struct CMUnitTest tests[] = {
     T(checkpoint_damage_refused),
     T(checkpoint_version_and_consistency),
     T(checkpoint_atomic_write),
+    T(checkpoint_impossible_state_refused),
+    T(checkpoint_archive_named),
 };
 TEST_GROUP(checkpoint_group, tests);

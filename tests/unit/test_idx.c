@@ -443,12 +443,83 @@ static void idx_gzip_damage(void **state)
     expect_images_refused(dir, "garbage.gz", bad, zlen + 8, "trailing garbage");
     bad[zlen] = 0;
     expect_images_refused(dir, "zero.gz", bad, zlen + 1, "trailing garbage");
-    /* A second member cut short. */
-    memcpy(bad + zlen, z, 12);
-    expect_images_refused(dir, "second-short.gz", bad, zlen + 12, "truncated");
+    /* A second member cut short: the file split in two members, the second
+     * one cut. (A whole file followed by more is more than its header
+     * promises, which idx_gzip_bomb_stops_at_header covers.) */
+    size_t z1len, z2len;
+    uint8_t *z1 = gzip_bytes(img, len / 2, &z1len), *z2 = gzip_bytes(img + len / 2, len - len / 2, &z2len);
+    uint8_t *two = malloc(z1len + z2len);
+    assert_non_null(two);
+    memcpy(two, z1, z1len);
+    memcpy(two + z1len, z2, z2len);
+    expect_images_refused(dir, "second-short.gz", two, z1len + 12, "truncated");
+    expect_images_refused(dir, "second-cut.gz", two, z1len + z2len - 3, "truncated");
+    free(z1);
+    free(z2);
+    free(two);
     free(bad);
     free(img);
     free(z);
+}
+
+/* A gzip bomb behind a valid header: 5 images promised, 16 MB of zeros
+ * inside. Inflating stops just past the header's size, with a message
+ * that says so (before, all 16 MB were inflated, and up to 1 GiB would be). */
+static void idx_gzip_bomb_stops_at_header(void **state)
+{
+    const char *dir = *state;
+    size_t len, zlen;
+    uint8_t *img = image_file(N, ROWS, COLS, &len);
+    const size_t big = (size_t)16 << 20;
+    uint8_t *bomb = calloc(big, 1);
+    assert_non_null(bomb);
+    memcpy(bomb, img, len);
+    uint8_t *z = gzip_bytes(bomb, big, &zlen);
+    free(bomb);
+    assert_true(zlen < big / 500);
+    expect_images_refused(dir, "bomb.gz", z, zlen, "stopped reading");
+    /* And the labels' header likewise. */
+    free(z);
+    uint8_t *lab = label_file(N, &len);
+    bomb = calloc(big, 1);
+    assert_non_null(bomb);
+    memcpy(bomb, lab, len);
+    z = gzip_bytes(bomb, big, &zlen);
+    free(bomb);
+    const char *ip = path_in(dir, "images"), *lp = path_in(dir, "labels-bomb.gz");
+    write_file(ip, img, 16 + N * ROWS * COLS);
+    write_file(lp, z, zlen);
+    expect_load_fails(ip, lp, 10, lp, "promises", "stopped reading", (const char *)NULL);
+    free(z);
+    free(lab);
+    free(img);
+}
+
+/* A device named as data: /dev/zero is refused by its (zero) magic at once,
+ * not read to the 1 GiB cap first. */
+static void idx_device_refused_by_magic(void **state)
+{
+    const char *dir = *state;
+    const char *lab = write_labels(dir, N);
+    expect_load_fails("/dev/zero", lab, 10, "/dev/zero", "magic 0x00000000", (const char *)NULL);
+    uint8_t *d;
+    size_t len;
+    tr_error err = { 0 };
+    assert_ok(idx_slurp("/dev/zero", &d, &len, &err), &err);
+    assert_true(len < 4096 + 1); /* a prefix, enough to refuse it */
+    free(d);
+}
+
+/* bzip2, xz and zip files are named, not just given as a bad magic. */
+static void idx_archives_named(void **state)
+{
+    const char *dir = *state;
+    static const char bz[] = "BZh91AY&SY and then some compressed bytes";
+    expect_images_refused(dir, "img.bz2", (const uint8_t *)bz, sizeof bz - 1, "bzip2");
+    static const char xz[] = "\xFD" "7zXZ\0 and then some compressed bytes";
+    expect_images_refused(dir, "img.xz", (const uint8_t *)xz, sizeof xz - 1, "xz file");
+    static const char zip[] = "PK\x03\x04 and then some compressed bytes";
+    expect_images_refused(dir, "img.zip", (const uint8_t *)zip, sizeof zip - 1, "zip archive");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
@@ -461,6 +532,9 @@ static const struct CMUnitTest tests[] = {
     T(idx_gzip_bytes_as_magic),
     T(idx_truncated),
     T(idx_header_promises_more),
+    T(idx_gzip_bomb_stops_at_header),
+    T(idx_device_refused_by_magic),
+    T(idx_archives_named),
     T(idx_extra_bytes),
     T(idx_huge_header_fails_fast),
     T(idx_label_out_of_range),
