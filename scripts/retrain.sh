@@ -312,7 +312,8 @@ if "$trainer" --help 2>/dev/null | grep -q '^ *trainer export '; then
         promote_failed "exporting the candidate to ONNX failed: $(trainer_error "$stage/export.stderr")"
 fi
 printf '%s\n' "$cand_info" > "$stage/info.json" || promote_failed "cannot write $stage/info.json"
-rm -f "$stage"/candidate.ckpt "$stage"/*.stderr
+# The trainer's output locks and the checkpoint do not belong in history.
+rm -f "$stage"/candidate.ckpt "$stage"/*.stderr "$stage"/*.lock
 mv -T "$stage" "$REG_MODELS/history/$run_id" || promote_failed "cannot move the candidate into $REG_MODELS/history"
 reg_log_prepare promoted "$run_id" "$cand_acc" "$prod_id_before" ||
     promote_failed "cannot write $REG_MODELS/promotions.jsonl"

@@ -26,7 +26,7 @@ setup() {
     W=$(mktemp -d)
     mapfile -t ARGS < <(small_data_sets "$FIXTURES")
     ARGS+=(--set data.limit=2000 --set data.test_limit=300 --set train.epochs=2 --set train.batch_size=50
-          --set train.schedule=constant -q --set "output.metrics=$W/m.csv")
+          --set train.schedule=constant --set "output.metrics=$W/m.csv" -q)
     export OMP_NUM_THREADS=1
 }
 
@@ -107,7 +107,7 @@ mpi() { # ranks, args...
     [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "mpirun: exit $rc, want the ranks' 130/143" "$(cat "$W/out" "$W/err")"
     # One rank reports (rank 0, which did not see the signal itself).
     [ "$(grep -c 'checkpoint written to' "$W/err")" -eq 1 ] || fail "want one report" "$(cat "$W/err")"
-    assert_contains "$(cat "$W/err")" "stopped by signal 15; checkpoint written to $W/m.model.ckpt"
+    assert_contains "$(cat "$W/err")" "stopped by signal 15 (SIGTERM); checkpoint written to $W/m.model.ckpt"
     [ ! -e "$W/m.model" ] # stopped in the first epoch
 
     run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" -q --resume "$W/m.model.ckpt"

@@ -68,6 +68,8 @@ accuracy_on() { # MODEL TEST_LIMIT
     [ "$(status_of run_id)" = "$id" ]
     [ "$(jq -r '.id + " " + .reason' "$M/promotions.jsonl")" = "$id promoted" ]
     jq -e '.fingerprint and .data' "$M/history/$id/info.json" >/dev/null
+    [ -z "$(ls "$M/history/$id" | grep -v -e '^candidate\.' -e '^info\.json$')" ]
+    [ -z "$(ls "$M/history/$id" | grep -e '\.lock$' -e '\.ckpt$')" ]
     "$P/bin/trainer" eval "$M/production.model" -q | grep -q '^accuracy: '
     [ -z "$(ls -A "$M/staging")" ]
 }
