@@ -33,10 +33,11 @@ failed_names=()
 run_tap() { # name, command...
     local name=$1
     shift
-    local out
+    local out t0=$SECONDS
     out=$("$@" 2>&1)
     local rc=$?
     printf "%s\n" "$out" | sed "s|^|[$name] |"
+    echo "[$name] # $((SECONDS - t0)) s" # where the suite's time goes
     local ok notok
     ok=$(printf '%s\n' "$out" | grep -cE '^ok ')
     notok=$(printf '%s\n' "$out" | grep -cE '^not ok ')
