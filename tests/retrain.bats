@@ -276,7 +276,7 @@ accuracy_on() { # MODEL TEST_LIMIT
     good=$(production)
     sum=$(sha "$M/production.model")
     seed=2
-    for free in 0 4 16 40 64 96 128 192; do
+    for free in 0 8 40 96 160; do
         rm -f "$M/fill"
         avail=$(df -k --output=avail "$M" | tail -n 1)
         [ "$avail" -gt "$free" ] && dd if=/dev/zero of="$M/fill" bs=1k count=$((avail - free)) 2>/dev/null
