@@ -69,6 +69,10 @@ const float *net_forward(const network *net, net_workspace *ws);
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted);
 
+/* One line naming each layer's kernels, e.g. "conv1 vec512, pool1 vec128,
+ * ...": "loops" marks a layer that runs the slow plain code. */
+void net_kernel_summary(const network *net, char *buf, size_t size);
+
 /* Arg-max over probs, first index on ties. */
 int net_argmax(const float *x, int n);
 

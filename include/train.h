@@ -42,6 +42,7 @@ typedef struct {
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
+    const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
 } train_start_info;
 
 typedef struct {

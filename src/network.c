@@ -87,6 +87,25 @@ int net_create(network *net, const config *cfg, tr_error *err)
     return net->params ? 0 : -1;
 }
 
+void net_kernel_summary(const network *net, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < net->nlayers && n < size; i++) {
+        const net_layer *l = &net->layers[i];
+        char path[96];
+        if (l->kind == LAYER_CONV)
+            conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+        else
+            snprintf(path, sizeof path, "%s",
+                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s) : dense_kernel_path());
+        int w = snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", l->name, path);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
 void net_free(network *net)
 {
     free(net->params);

@@ -524,9 +524,11 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
     if (leader && opts->obs.on_start) {
+        char kernels[512];
+        net_kernel_summary(&r.net, kernels, sizeof kernels);
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path };
+                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, kernels };
         opts->obs.on_start(opts->obs.user, &info);
     }
 
