@@ -40,6 +40,11 @@ void relu_backward(float *dout, const float *out, int n);
  * gradient even when maxima tie (as they do on MNIST's flat background). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int in_size, int out_size);
+/* maxpool_relu_backward for 2x2 windows of stride 2 on a C x H x W input,
+ * the same bits in one pass that writes each din element once (no memset,
+ * no scatter whose loads wait on it). */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                              int C, int H, int W);
 /* The kernel maxpool_forward takes: "vec128" for 2x2 windows of stride 2
  * (any H, W), "loops" otherwise. */
 const char *maxpool_kernel_path(int K, int S);

@@ -554,12 +554,13 @@ static int round_up(int n, int m)
     return (n + m - 1) / m * m;
 }
 
-/* Lanes for rows OW wide: 16 pays when it fills more than 8 would (twice
- * the flops per instruction against the padding it adds). */
+/* Lanes for rows OW wide: 16 from 16 up (a row's last chunk overlaps the
+ * one before, so the cost is the chunk count); 8 below, rows narrower than
+ * 8 padded to 8. */
 static int gen_lanes(int OW)
 {
 #if defined(GEN_V16) && !defined(GEN_FORCE8)
-    if (OW > 8)
+    if (OW >= 16)
         return 16;
 #endif
     (void)OW;
@@ -586,8 +587,8 @@ static int dwoc_lanes(int OW, int OC)
  * for dwoc. */
 static size_t gen_scratch(int C, int H, int W, int OC, int K)
 {
-    int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = round_up(OW, lanes), Wp = OWp + K - 1;
-    int ol = dwoc_lanes(OW, OC);
+    int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = OW < lanes ? lanes : OW;
+    int Wp = OWp + K - 1, ol = dwoc_lanes(OW, OC);
     size_t n = 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp;
     if (ol)
         n += (size_t)OH * OW * round_up(OC, ol);
@@ -664,7 +665,7 @@ static void unpad_rows(float *dst, const float *src, int WP, int C, int H, int W
 static void gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
                         int OC, int K, int relu, int lanes)
 {
-    int OH = H - K + 1, OW = W - K + 1, OWp = round_up(OW, lanes), Wp = OWp + K - 1;
+    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
     float *pin = scratch, *pout = scratch + (size_t)C * H * Wp;
     int padded = OWp != OW;
     if (padded)
@@ -691,7 +692,7 @@ static void gen_forward(float *out, const float *in, const float *w, const float
 static void gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
                          int C, int H, int W, int OC, int K, int lanes)
 {
-    int OH = H - K + 1, OW = W - K + 1, OWp = round_up(OW, lanes), Wp = OWp + K - 1;
+    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
     int padded = OWp != OW, ol = dwoc_lanes(OW, OC);
     float *pin = scratch, *pdin = pin + (size_t)C * H * Wp, *pg = pdin + (size_t)C * H * Wp;
     float *gt = pg + (size_t)OC * OH * OWp;

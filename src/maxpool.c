@@ -87,6 +87,51 @@ static void maxpool_forward_2x2(float *out, int32_t *argmax, const float *in, in
 }
 #endif
 
+/* Windows do not overlap, so each input receives at most one term: the
+ * window's gradient where it is the window's argmax and its value is > 0,
+ * else zero. 8 inputs of a row from 4 windows at a time. */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                              int C, int H, int W)
+{
+    const int OH = H / 2, OW = W / 2, W8 = W & ~7;
+    for (int c = 0; c < C; c++) {
+        for (int y = 0; y < OH; y++) {
+            const size_t o = ((size_t)c * OH + y) * OW;
+            for (int r = 0; r < 2; r++) {
+                const int32_t row = (c * H + 2 * y + r) * W;
+                int x = 0;
+#ifdef POOL_VECTORS
+                typedef int32_t v8i __attribute__((vector_size(32)));
+                for (; x < W8; x += 8) {
+                    v4i a4;
+                    v4f g4;
+                    v8f v;
+                    memcpy(&a4, argmax + o + x / 2, sizeof a4);
+                    memcpy(&g4, dout + o + x / 2, sizeof g4);
+                    memcpy(&v, in + row + x, sizeof v);
+                    v8i a8 = __builtin_shufflevector(a4, a4, 0, 0, 1, 1, 2, 2, 3, 3);
+                    v8f g8 = __builtin_shufflevector(g4, g4, 0, 0, 1, 1, 2, 2, 3, 3);
+                    v8i idx = (v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } + (row + x);
+                    v8i take = (a8 == idx) & (v > (v8f){ 0 });
+                    v8f d = (v8f)((v8i)g8 & take);
+                    memcpy(din + row + x, &d, sizeof d);
+                }
+#endif
+                for (; x < W; x++) {
+                    int32_t i = row + x;
+                    float d = 0.0f;
+                    if (x / 2 < OW && argmax[o + x / 2] == i && in[i] > 0.0f)
+                        d = dout[o + x / 2];
+                    din[i] = d;
+                }
+            }
+        }
+        /* an odd last row belongs to no window */
+        for (int x = 2 * OH * W; x < H * W; x++)
+            din[(size_t)c * H * W + x] = 0.0f;
+    }
+}
+
 static int maxpool_fast(int K, int S)
 {
 #ifdef POOL_VECTORS

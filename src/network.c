@@ -273,7 +273,10 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
         case LAYER_MAXPOOL:
             if (!din)
                 break;
-            if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
+            if (net->layers[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
+                maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], l->in_c, l->in_h, l->in_w);
+                masked = 1;
+            } else if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
                 maxpool_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], (int)l->in_size,
                                       (int)l->out_size);
                 masked = 1;

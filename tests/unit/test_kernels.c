@@ -312,6 +312,7 @@ static void maxpool_relu_backward_matches_unfused(void **state)
     (void)state;
     const int shapes_p[][5] = {
         { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, { 3, 7, 7, 3, 2 }, { 2, 9, 8, 3, 1 }, { 1, 5, 6, 2, 2 },
+        { 8, 26, 26, 2, 2 }, { 3, 11, 11, 2, 2 }, { 2, 7, 19, 2, 2 }, { 4, 28, 28, 2, 2 },
     };
     size_t masked = 0, passed = 0;
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
@@ -332,6 +333,12 @@ static void maxpool_relu_backward_matches_unfused(void **state)
         maxpool_backward(plain, dout, arg, (int)nin, (int)nout);
         relu_backward(plain, in, (int)nin);
         assert_memory_equal(fused, plain, nin * sizeof(float));
+        if (K == 2 && S == 2) { /* the one-pass version for 2x2 windows */
+            for (size_t i = 0; i < nin; i++)
+                fused[i] = 55.0f;
+            maxpool2x2_relu_backward(fused, dout, arg, in, C, H, W);
+            assert_memory_equal(fused, plain, nin * sizeof(float));
+        }
         for (size_t o = 0; o < nout; o++) {
             masked += in[arg[o]] == 0.0f;
             passed += in[arg[o]] > 0.0f;
