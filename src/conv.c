@@ -522,6 +522,160 @@ typedef float vz __attribute__((vector_size(64)));
 #undef TN
 #undef TNR
 #endif
+
+#ifdef GEN_V16
+/* ---- Output rows exactly 8 wide (conv2 of the default network) with
+ * 512-bit vectors: one vector holds two output rows, which are contiguous
+ * in the output, and is loaded as two 8-float input rows W apart. A tile is
+ * P channels x T row pairs; the sum order per output (bias, c, ky, kx) is
+ * the tiled-w8 kernel's, so the bits are too. */
+static inline vz pair_load(const float *p, int W)
+{
+    vf lo = vload(p), hi = vload(p + W);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+static ALWAYS_INLINE void fwd_pair_tile(float *out, const float *in, const float *w, const float *b, int C,
+                                        int H, int W, int K, int o0, int j0, const int P, const int T, int relu)
+{
+    enum { PMAX = 4, TMAX = 4 };
+    const int OH = H - K + 1;
+    vz acc[PMAX][TMAX];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            acc[p][t] = vbcast_v16(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + ((size_t)c * H + 2 * j0) * W;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vz x[TMAX];
+                for (int t = 0; t < T; t++) {
+                    x[t] = pair_load(ip + (2 * t + ky) * W + kx, W);
+                    IN_REGISTER(x[t]);
+                }
+                for (int p = 0; p < P; p++) {
+                    vz wv = vbcast_v16(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int t = 0; t < T; t++)
+                        acc[p][t] += wv * x[t];
+                }
+            }
+    }
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++) {
+            vz v = acc[p][t];
+            if (relu)
+                v = vrelu_v16(&v);
+            vstore_v16(out + ((size_t)(o0 + p) * OH + 2 * (j0 + t)) * 8, &v);
+        }
+}
+
+/* din for output rows 8 wide and 8 high (H = K + 7) with 512-bit
+ * vectors: a vector of dout is two rows (2j, 2j+1); with an even ky it adds
+ * to the din row pair (2m, 2m+1), m = j + ky/2 (accumulators E), with an
+ * odd ky to the pair (2m+1, 2m+2), m = j + (ky-1)/2 (accumulators O). Per
+ * input channel and kx, both sum over o then ky (even and odd o apart, then
+ * added, where there are registers for both); then each din row gets its E
+ * half, then its O half. */
+static ALWAYS_INLINE void din_pair_k(float *din, const float *dout, const float *w, int C, int OC, const int K)
+{
+    enum { OH = 8, NJ = 4, RMAX = NJ + 3 };
+    const int H = OH + K - 1, W = 8 + K - 1, RE = NJ + (K - 1) / 2, RO = NJ + (K - 2) / 2;
+    /* An accumulator takes up to 3 FMAs per o, each waiting on the last:
+     * two sets (even and odd o) halve those chains where the registers allow. */
+    const int NS = 2 * (RE + RO) + K + 1 <= 32 ? 2 : 1;
+    memset(din, 0, sizeof(float) * (size_t)C * H * W);
+    for (int c = 0; c < C; c++)
+        for (int kx = 0; kx < K; kx++) {
+            vz E[2][RMAX], O[2][RMAX];
+            for (int n = 0; n < NS; n++) {
+                for (int m = 0; m < RE; m++)
+                    E[n][m] = vbcast_v16(0.0f);
+                for (int m = 0; m < RO; m++)
+                    O[n][m] = vbcast_v16(0.0f);
+            }
+            for (int o0 = 0; o0 < OC; o0 += NS)
+                for (int n = 0; n < NS && o0 + n < OC; n++) {
+                    const int o = o0 + n;
+                    const float *wp = w + ((size_t)o * C + c) * K * K + kx;
+                    const float *gp = dout + (size_t)o * OH * 8;
+                    vz wv[7];
+                    for (int ky = 0; ky < K; ky++)
+                        wv[ky] = vbcast_v16(wp[ky * K]);
+                    for (int j = 0; j < NJ; j++) {
+                        vz g = vload_v16(gp + j * 16);
+                        IN_REGISTER(g);
+                        for (int ky = 0; ky < K; ky++) {
+                            if (ky % 2 == 0)
+                                E[n][j + ky / 2] += wv[ky] * g;
+                            else
+                                O[n][j + (ky - 1) / 2] += wv[ky] * g;
+                        }
+                    }
+                }
+            if (NS == 2) {
+                for (int m = 0; m < RE; m++)
+                    E[0][m] += E[1][m];
+                for (int m = 0; m < RO; m++)
+                    O[0][m] += O[1][m];
+            }
+            float *dp = din + (size_t)c * H * W + kx;
+            for (int m = 0; m < RE; m++) {
+                float h[16];
+                memcpy(h, &E[0][m], sizeof h);
+                for (int r = 0; r < 2; r++) {
+                    vf d = vload(dp + (2 * m + r) * W) + vload(h + 8 * r);
+                    vstore(dp + (2 * m + r) * W, &d);
+                }
+            }
+            for (int m = 0; m < RO; m++) {
+                float h[16];
+                memcpy(h, &O[0][m], sizeof h);
+                for (int r = 0; r < 2; r++) {
+                    if (2 * m + 1 + r >= H)
+                        break;
+                    vf d = vload(dp + (2 * m + 1 + r) * W) + vload(h + 8 * r);
+                    vstore(dp + (2 * m + 1 + r) * W, &d);
+                }
+            }
+        }
+}
+
+static void din_pair(float *din, const float *dout, const float *w, int C, int OC, int K)
+{
+    switch (K) {
+    case 1: din_pair_k(din, dout, w, C, OC, 1); break;
+    case 2: din_pair_k(din, dout, w, C, OC, 2); break;
+    case 3: din_pair_k(din, dout, w, C, OC, 3); break;
+    case 4: din_pair_k(din, dout, w, C, OC, 4); break;
+    case 5: din_pair_k(din, dout, w, C, OC, 5); break;
+    case 6: din_pair_k(din, dout, w, C, OC, 6); break;
+    case 7: din_pair_k(din, dout, w, C, OC, 7); break;
+    default: break;
+    }
+}
+
+/* Needs OH even. */
+static void fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                     int K, int relu)
+{
+    const int np = (H - K + 1) / 2;
+#define PAIR_ROW(PV)                                                          \
+    {                                                                         \
+        int j = 0;                                                            \
+        for (; j + 4 <= np; j += 4)                                           \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 4, relu);   \
+        for (; j < np; j++)                                                   \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 1, relu);   \
+    }
+    int o0 = 0;
+    for (; o0 + 4 <= OC; o0 += 4)
+        PAIR_ROW(4)
+    for (; o0 < OC; o0++)
+        PAIR_ROW(1)
+#undef PAIR_ROW
+}
+#endif
 #endif /* CONV_VECTORS */
 
 /* ---- Which kernel runs a shape ----
@@ -542,7 +696,7 @@ typedef float vz __attribute__((vector_size(64)));
 #define GEN_BWD_W8 0
 #endif
 
-enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16 };
+enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16 };
 
 #ifdef CONV_VECTORS
 /* Per thread, reused by every call: the padded copies of one sample. */
@@ -600,6 +754,10 @@ static int fwd_path(int C, int H, int W, int OC, int K)
 {
 #ifdef CONV_VECTORS
     int OW = W - K + 1;
+#if defined(GEN_V16) && !defined(GEN_NO_PAIR)
+    if (OW == 8 && (H - K + 1) % 2 == 0 && K <= 7)
+        return PATH_PAIR16;
+#endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
         return PATH_W24;
     if (K == 5 && OW == 8 && OC % 4 == 0 && !GEN_FWD_W8)
@@ -615,6 +773,10 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
 {
 #ifdef CONV_VECTORS
     int OH = H - K + 1, OW = W - K + 1;
+#if defined(GEN_V16) && !defined(GEN_NO_PAIR)
+    if (OW == 8 && OH == 8 && K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
+        return PATH_PAIR16;
+#endif
     int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
     int fast_din = !has_din || (K == 5 && OW == 8 && OH == 8);
     if (fast_dw && fast_din && !(OW == 24 ? GEN_BWD_W24 : GEN_BWD_W8))
@@ -633,6 +795,7 @@ static const char *path_name(int path)
     case PATH_W8: return "tiled-w8";
     case PATH_GEN8: return "vec256";
     case PATH_GEN16: return "vec512";
+    case PATH_PAIR16: return "vec512-rowpairs";
     default: return "loops";
     }
 }
@@ -760,6 +923,11 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
     case PATH_GEN16:
         gen_forward(out, in, w, b, C, H, W, OC, K, relu, 16);
         return;
+#ifdef GEN_V16
+    case PATH_PAIR16:
+        fwd_pair(out, in, w, b, C, H, W, OC, K, relu);
+        return;
+#endif
 #endif
     default:
         conv_forward_loops(out, in, w, b, C, H, W, OC, K, relu);
@@ -801,6 +969,13 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
     case PATH_GEN16:
         gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 16);
         return;
+#ifdef GEN_V16
+    case PATH_PAIR16: /* bias and dw as the general path, din in row pairs */
+        gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
+        if (din)
+            din_pair(din, dout, w, C, OC, K);
+        return;
+#endif
 #endif
     default:
         conv_backward_loops(din, dw, db, dout, in, w, C, H, W, OC, K);

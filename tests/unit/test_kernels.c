@@ -39,6 +39,9 @@ static const shape shapes[] = {
     { 8, 14, 14, 16, 5 },
     { 1, 28, 28, 8, 7 },   /* 7x7: 22 wide, then 11 -> 5 */
     { 8, 11, 11, 16, 7 },
+    { 3, 15, 15, 5, 7 },   /* 8x8 outputs of other kernels: row pairs */
+    { 7, 10, 10, 9, 3 },
+    { 2, 11, 11, 3, 4 },
     { 1, 32, 32, 6, 6 },   /* even kernel */
     { 5, 9, 9, 20, 4 },    /* 20 filters: a lane tail */
     { 3, 18, 40, 9, 3 },   /* 38 wide: three vectors of 16, padded */
@@ -195,9 +198,11 @@ static void conv_paths_cover_shapes(void **state)
                 }
     const char *names[] = {
 #if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
-        "tiled-w24", "tiled-w8", "vec256",
+        "tiled-w24", "vec256",
 #if defined(__AVX512F__)
-        "vec512",
+        "vec512", "vec512-rowpairs",
+#else
+        "tiled-w8",
 #endif
 #endif
         "loops",
