@@ -73,6 +73,11 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
  * ...": "loops" marks a layer that runs the slow plain code. */
 void net_kernel_summary(const network *net, char *buf, size_t size);
 
+/* Floating-point operations (2 per multiply-add) of one training sample's
+ * forward and backward pass through the conv and dense layers: what the
+ * benchmark divides by. 1,704,960 for the default network. */
+double net_train_flops(const network *net);
+
 /* Arg-max over probs, first index on ties. */
 int net_argmax(const float *x, int n);
 

@@ -43,6 +43,7 @@ typedef struct {
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
     const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
+    double flops_per_sample;           /* net_train_flops */
 } train_start_info;
 
 typedef struct {

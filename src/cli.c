@@ -140,7 +140,7 @@ static void view_start(void *user, const train_start_info *info)
            info->val_count, info->test_count, info->load_seconds);
     printf("model: %zu parameters; %d thread%s\n", info->nparams, info->nthreads,
            info->nthreads == 1 ? "" : "s");
-    printf("kernels: %s\n", info->kernels);
+    printf("kernels: %s; %.5f MFLOP per training sample\n", info->kernels, info->flops_per_sample / 1e6);
     if (info->resumed_epoch >= 0)
         printf("resuming from %s: epoch %d, batch %d\n", info->checkpoint, info->resumed_epoch + 1,
                info->resumed_batch + 1);

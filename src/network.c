@@ -106,6 +106,19 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
     }
 }
 
+double net_train_flops(const network *net)
+{
+    double macs = 0.0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        double per_pass = l->kind == LAYER_CONV    ? (double)l->out_size * l->in_c * l->k * l->k
+                          : l->kind == LAYER_DENSE ? (double)l->out_size * l->in_size
+                                                   : 0.0;
+        macs += per_pass * (i > 0 ? 3 : 2); /* forward, dw, and din unless first */
+    }
+    return 2.0 * macs;
+}
+
 void net_free(network *net)
 {
     free(net->params);

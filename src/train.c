@@ -528,7 +528,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         net_kernel_summary(&r.net, kernels, sizeof kernels);
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, kernels };
+                                  opts->resume ? (int)r.state.batch : -1, r.ckpt_path, kernels,
+                                  net_train_flops(&r.net) };
         opts->obs.on_start(opts->obs.user, &info);
     }
 
