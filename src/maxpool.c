@@ -93,7 +93,7 @@ static void maxpool_forward_2x2(float *out, int32_t *argmax, const float *in, in
 void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
                               int C, int H, int W)
 {
-    const int OH = H / 2, OW = W / 2, W8 = W & ~7;
+    const int OH = H / 2, OW = W / 2;
     for (int c = 0; c < C; c++) {
         for (int y = 0; y < OH; y++) {
             const size_t o = ((size_t)c * OH + y) * OW;
@@ -102,7 +102,7 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                 int x = 0;
 #ifdef POOL_VECTORS
                 typedef int32_t v8i __attribute__((vector_size(32)));
-                for (; x < W8; x += 8) {
+                for (; x < (W & ~7); x += 8) {
                     v4i a4;
                     v4f g4;
                     v8f v;
