@@ -736,14 +736,14 @@ static int dwoc_lanes(int OW, int OC)
     return 8;
 }
 
-/* Floats of scratch the general path needs: input padded to rows OWp+K-1
- * wide, din as the input, the gradient padded to OWp, and dout transposed
- * for dwoc. */
+/* Floats of scratch the general path needs: where rows are padded, the
+ * input padded to rows OWp+K-1 wide, din as the input and the gradient
+ * padded to OWp; then dout transposed for dwoc. */
 static size_t gen_scratch(int C, int H, int W, int OC, int K)
 {
     int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = OW < lanes ? lanes : OW;
     int Wp = OWp + K - 1, ol = dwoc_lanes(OW, OC);
-    size_t n = 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp;
+    size_t n = OWp != OW ? 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp : 0;
     if (ol)
         n += (size_t)OH * OW * round_up(OC, ol);
     return n;
@@ -858,7 +858,7 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
     int padded = OWp != OW, ol = dwoc_lanes(OW, OC);
     float *pin = scratch, *pdin = pin + (size_t)C * H * Wp, *pg = pdin + (size_t)C * H * Wp;
-    float *gt = pg + (size_t)OC * OH * OWp;
+    float *gt = padded ? pg + (size_t)OC * OH * OWp : scratch;
     bias_grad(db, dout, OC, OH * OW);
     if (padded) {
         pad_rows(pg, OWp, dout, OC, OH, OW);
