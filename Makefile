@@ -111,15 +111,19 @@ ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 build/test/trainer build/test/unit_tests: CFLAGS := -O3 $(TEST_CFLAGS)
 build/asan/trainer build/asan/unit_tests: CFLAGS := $(ASAN_CFLAGS) $(TEST_CFLAGS)
 
-build/%/trainer: $(SRCS) src/main.c | build/test build/asan
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# These builds compile every source at once, without .d files: any header or
+# included kernel template rebuilds them.
+HDRS := $(wildcard include/*.h src/*.inc tests/unit/*.h)
 
-build/%/unit_tests: $(SRCS) $(TEST_SRCS) | build/test build/asan
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+build/%/trainer: $(SRCS) src/main.c $(HDRS) | build/test build/asan
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+
+build/%/unit_tests: $(SRCS) $(TEST_SRCS) $(HDRS) | build/test build/asan
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
 
 # The MPI build of the suite: Open MPI's mpicc around the same flags.
-build/mpi/trainer: $(SRCS) src/main.c | build/mpi
-	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $^ $(LDLIBS)
+build/mpi/trainer: $(SRCS) src/main.c $(HDRS) | build/mpi
+	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
 test: test-deps data
 	$(MAKE) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer

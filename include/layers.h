@@ -20,6 +20,10 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
 /* conv_forward followed by ReLU, in one pass over the output. */
 void conv_relu_forward(float *out, const float *in, const float *w, const float *b,
                        int C, int H, int W, int OC, int K);
+/* Names the kernels conv_forward and conv_backward take for a shape (HAS_DIN:
+ * whether the backward pass computes din), e.g. "vec512" or "forward
+ * tiled-w24, backward vec256"; "loops" is the slow plain path. */
+void conv_kernel_path(char *buf, size_t size, int has_din, int C, int H, int W, int OC, int K);
 /* The plain six-loop versions: the oracle that tests hold the fast ones to. */
 void conv_forward_ref(float *out, const float *in, const float *w, const float *b,
                       int C, int H, int W, int OC, int K);
@@ -36,6 +40,14 @@ void relu_backward(float *dout, const float *out, int n);
  * gradient even when maxima tie (as they do on MNIST's flat background). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int in_size, int out_size);
+/* maxpool_relu_backward for 2x2 windows of stride 2 on a C x H x W input,
+ * the same bits in one pass that writes each din element once (no memset,
+ * no scatter whose loads wait on it). */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                              int C, int H, int W);
+/* The kernel maxpool_forward takes: "vec128" for 2x2 windows of stride 2
+ * (any H, W), "loops" otherwise. */
+const char *maxpool_kernel_path(int K, int S);
 /* maxpool_backward, then relu_backward(din, in, in_size) in the same pass:
  * for a pool whose input IN is a ReLU output. */
 void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
@@ -45,6 +57,8 @@ void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax,
 void dense_forward(float *out, const float *in, const float *w, const float *b, int IN, int OUT);
 void dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                     const float *w, int IN, int OUT);
+/* "vec256" where dense_forward's dot products use vectors, else "loops". */
+const char *dense_kernel_path(void);
 
 /* loss.c: softmax over n logits into probs (stable for any logits). */
 void softmax_forward(float *probs, const float *logits, int n);

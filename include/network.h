@@ -69,6 +69,15 @@ const float *net_forward(const network *net, net_workspace *ws);
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted);
 
+/* One line naming each layer's kernels, e.g. "conv1 vec512, pool1 vec128,
+ * ...": "loops" marks a layer that runs the slow plain code. */
+void net_kernel_summary(const network *net, char *buf, size_t size);
+
+/* Floating-point operations (2 per multiply-add) of one training sample's
+ * forward and backward pass through the conv and dense layers: what the
+ * benchmark divides by. 1,704,960 for the default network. */
+double net_train_flops(const network *net);
+
 /* Arg-max over probs, first index on ties. */
 int net_argmax(const float *x, int n);
 

@@ -52,6 +52,8 @@ typedef struct {
     const char *checkpoint;
     int nranks;                        /* MPI ranks (1 without MPI) */
     size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
+    const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
+    double flops_per_sample;           /* net_train_flops */
 } train_start_info;
 
 typedef struct {

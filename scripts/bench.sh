@@ -6,12 +6,16 @@
 #
 # Prints: training throughput for threads x batch (median of BENCH_REPEATS
 # one-epoch runs over the real MNIST training set, data loading and
-# evaluation excluded: the trainer's own samples_per_s), GFLOP/s at 1.705
-# MFLOP per training sample (852,480 multiply-adds: forward 322,560,
-# backward 529,920), the share of the FMA peak measured by a small loop,
-# thread scaling, the time to evaluate the 10,000 test images, the time to
-# load the four gz files, the maximum RSS of a full run, and the time to 99%
-# test accuracy with configs/fast.ini.
+# evaluation excluded: the trainer's own samples_per_s), GFLOP/s from the
+# FLOP count the trainer computes from the network and prints at start-up
+# (1.705 MFLOP per training sample for the default network: 852,480
+# multiply-adds, forward 322,560, backward 529,920), the share of the FMA
+# peaks measured by a small loop (512-bit where the CPU has it, and 256-bit),
+# thread scaling, PyTorch side by side where it is installed
+# (scripts/bench_torch.py), a sweep over network shapes with each layer's
+# kernel path, the time to evaluate the 10,000 test images, the time to load
+# the four gz files, the maximum RSS of a full run, and the time to 99% test
+# accuracy with configs/fast.ini.
 #
 # Environment:
 #   BENCH_TRAINER=PATH    binary to measure (default ./trainer)
@@ -25,6 +29,9 @@
 #                         configs/default.ini; give an older one to a baseline
 #                         that does not know newer keys)
 #   BENCH_SKIP_FAST=1     skip the time-to-99% run
+#   BENCH_SKIP_SWEEP=1    skip the shape sweep
+#   BENCH_SWEEP_LIMIT=N   training images per sweep run (default 15000)
+#   BENCH_TORCH=0         skip PyTorch even where it is installed
 #   CC                    compiler for the peak loop (default cc)
 set -euo pipefail
 export LC_ALL=C
@@ -44,7 +51,7 @@ else
 fi
 THREADS=${BENCH_THREADS:-"1 2$([ "$NPROC" -gt 2 ] && echo " $NPROC" || true)"}
 BATCHES=${BENCH_BATCHES:-"16 64 512"}
-MFLOP_PER_SAMPLE=1.70496 # 2 x 852,480
+MFLOP_PER_SAMPLE= # from the trainer's start-up line
 
 for bin in "$TRAINER" ${BASELINE:+"$BASELINE"}; do
     if [ ! -x "$bin" ]; then
@@ -92,9 +99,9 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 int main(int argc, char **argv)
 {
     (void)argv;
-    vf m, c, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9;
+    vf m, c, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11;
     for (int l = 0; l < N; l++) { m[l] = 0.999999f; c[l] = 1e-7f * (float)argc; }
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = c;
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = c;
     /* Many short tries, the best kept: on shared cores some run alone. */
     long iters = 500000;
     double best = 0;
@@ -103,17 +110,20 @@ int main(int argc, char **argv)
         for (long k = 0; k < iters; k++) {
             a0 = a0 * m + c; a1 = a1 * m + c; a2 = a2 * m + c; a3 = a3 * m + c; a4 = a4 * m + c;
             a5 = a5 * m + c; a6 = a6 * m + c; a7 = a7 * m + c; a8 = a8 * m + c; a9 = a9 * m + c;
-            __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5),
-                             "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9));
+            a10 = a10 * m + c; a11 = a11 * m + c;
+            __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
+                             "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
         }
-        double g = 2.0 * N * 10 * iters / (now() - t0) / 1e9;
+        double g = 2.0 * N * 12 * iters / (now() - t0) / 1e9;
         if (g > best) best = g;
     }
-    vf s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9;
+    vf s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
     printf("%.1f\n", best + 0 * (double)s[0]);
     return 0;
 }
 EOF
+    # 512-bit only where the CPU has AVX-512 (elsewhere GCC would split it).
+    [ "$1" = 64 ] && ! grep -qw avx512f /proc/cpuinfo 2>/dev/null && return 0
     if ${CC:-cc} -O2 -march=native -ffp-contract=fast -DVB="$1" "$TMP/peak.c" -o "$TMP/peak$1" 2>/dev/null &&
         "$TMP/peak$1" 2>/dev/null; then :; fi
 }
@@ -125,19 +135,27 @@ awk -v l="$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)" -v n="$NPROC" \
 PEAK256=$(peak_loop 32)
 PEAK512=$(peak_loop 64)
 if [ -n "$PEAK256" ]; then
-    PEAK=$PEAK256
-    echo "FMA peak, one core (measured): ${PEAK256} GFLOP/s with 256-bit vectors (what the kernels use)${PEAK512:+, ${PEAK512} GFLOP/s with 512-bit}"
+    PEAK=${PEAK512:-$PEAK256}
+    echo "FMA peak, one core (measured, 12 independent FMA chains): ${PEAK512:+${PEAK512} GFLOP/s with 512-bit vectors, }${PEAK256} GFLOP/s with 256-bit"
 else
-    PEAK=78
+    PEAK=78 PEAK256=78
     echo "FMA peak, one core: assumed 78 GFLOP/s (could not compile the peak loop)"
 fi
+PEAKNAME=$([ -n "$PEAK512" ] && echo 512-bit || echo 256-bit)
+# The FLOP count of the network, as the trainer computes it.
+flops_of() { sed -n 's/.*; \([0-9.]*\) MFLOP per training sample.*/\1/p' "$TMP/$1.out" | head -1; }
+kernels_of() { sed -n 's/^kernels: \(.*\); [0-9.]* MFLOP.*/\1/p' "$TMP/$1.out" | head -1; }
+train_once "$TRAINER" 1 64 probe --set data.limit=64 --set data.test_limit=10
+MFLOP_PER_SAMPLE=$(flops_of probe)
+[ -n "$MFLOP_PER_SAMPLE" ] || MFLOP_PER_SAMPLE=1.70496 # an older trainer: the default network's count
+echo "network ($CONFIG): $MFLOP_PER_SAMPLE MFLOP per training sample; kernels: $(kernels_of probe)"
 echo "(samples/s is the median; min..max shows the spread: on a shared machine the max is the closest to an idle one)"
 echo "training: $REPEATS one-epoch runs per cell over $([ "$LIMIT" = 0 ] && echo "all 60,000" || echo "$LIMIT") training images; samples/s from the trainer (loading and evaluation excluded)"
 echo
 
 # ---- throughput table ----
 declare -A MED BMED
-printf '%7s %6s %12s %20s %9s %10s' threads batch samples/s "(min..max)" GFLOP/s "% of peak"
+printf '%7s %6s %12s %20s %9s %9s %9s' threads batch samples/s "(min..max)" GFLOP/s "% $PEAKNAME" "% 256-bit"
 [ -n "$BASELINE" ] && printf ' %12s %8s' "baseline/s" speedup
 echo
 LOADS=()
@@ -156,7 +174,7 @@ for t in $THREADS; do
         m=$(median <"$TMP/rates")
         MED[$t,$bs]=$m
         awk -v m="$m" -v t="$t" -v bs="$bs" -v mm="$(minmax <"$TMP/rates")" -v f="$MFLOP_PER_SAMPLE" -v p="$PEAK" \
-            'BEGIN { g = m * f / 1000; printf "%7d %6d %12.0f %20s %9.1f %9.1f%%", t, bs, m, "(" mm ")", g, 100 * g / (p * t) }'
+            -v q="$PEAK256" 'BEGIN { g = m * f / 1000; printf "%7d %6d %12.0f %20s %9.1f %8.1f%% %8.1f%%", t, bs, m, "(" mm ")", g, 100 * g / (p * t), 100 * g / (q * t) }'
         if [ -n "$BASELINE" ]; then
             b=$(median <"$TMP/brates")
             BMED[$t,$bs]=$b
@@ -172,6 +190,93 @@ for bs in $BATCHES; do
             'BEGIN { printf "scaling 1 -> 2 threads at batch %d: %.2fx\n", bs, b / a }'
     fi
 done
+
+# ---- PyTorch, same network, same machine, same time ----
+TT=$([ "$NPROC" -ge 2 ] && echo 2 || echo 1)
+if [ "${BENCH_TORCH:-1}" != 0 ] && python3 -c 'import torch' 2>/dev/null; then
+    : >"$TMP/trates" && : >"$TMP/orates"
+    for r in $(seq "$REPEATS"); do # alternating, one epoch each
+        train_once "$TRAINER" "$TT" 64 trun
+        rate_of trun >>"$TMP/orates"
+        python3 scripts/bench_torch.py --threads "$TT" --batch 64 --repeats 1 --limit "$LIMIT" >"$TMP/torch.out" 2>&1 ||
+            { cat "$TMP/torch.out" >&2; break; }
+        sed -n 's/^median training throughput: \([0-9.]*\) samples.*/\1/p' "$TMP/torch.out" >>"$TMP/trates"
+    done
+    if [ -s "$TMP/trates" ]; then
+        awk -v a="$(median <"$TMP/orates")" -v b="$(median <"$TMP/trates")" -v t="$TT" -v f="$MFLOP_PER_SAMPLE" \
+            -v v="$(sed -n 's/^torch \([^:]*\):.*/\1/p' "$TMP/torch.out")" 'BEGIN {
+            printf "PyTorch %s, %d threads, batch 64 (alternating with the trainer, median of the runs): %.0f samples/s (%.1f GFLOP/s); trainer %.0f samples/s: %.2fx\n", v, t, b, b * f / 1000, a, a / b }'
+    fi
+else
+    echo "PyTorch: not installed (python3 -c 'import torch' fails), or BENCH_TORCH=0; scripts/bench_torch.py runs the same network"
+fi
+
+# ---- shape sweep: other networks, each layer's kernels named ----
+# One-epoch runs over BENCH_SWEEP_LIMIT images with all cores, batch 64;
+# GFLOP/s from each network's own FLOP count. The 32x32 input pads MNIST
+# with 2 zero pixels per side (LeNet-5's input), written by python3.
+if [ "${BENCH_SKIP_SWEEP:-0}" != 1 ]; then
+    SL=${BENCH_SWEEP_LIMIT:-15000}
+    [ "$LIMIT" != 0 ] && [ "$LIMIT" -lt "$SL" ] && SL=$LIMIT
+    PAD32=
+    if command -v python3 >/dev/null 2>&1 && python3 - "$SL" "$TMP" <<'PY' 2>/dev/null; then PAD32=1; fi
+import gzip, struct, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+for name, count in (("train", n), ("t10k", 1000)):
+    with gzip.open(f"data/mnist/{name}-images-idx3-ubyte.gz") as f:
+        magic, total, rows, cols = struct.unpack(">IIII", f.read(16))
+        count = min(count, total)
+        data = f.read(count * rows * cols)
+    pad = bytearray()
+    for i in range(count):
+        img = data[i * 784:(i + 1) * 784]
+        pad += bytes(2 * 32)
+        for r in range(28):
+            pad += bytes(2) + img[r * 28:(r + 1) * 28] + bytes(2)
+        pad += bytes(2 * 32)
+    with open(f"{out}/{name}32-images", "wb") as f:
+        f.write(struct.pack(">IIII", magic, count, 32, 32) + pad)
+    with gzip.open(f"data/mnist/{name}-labels-idx1-ubyte.gz") as f:
+        m, t = struct.unpack(">II", f.read(8))
+        labels = f.read(count)
+    with open(f"{out}/{name}32-labels", "wb") as f:
+        f.write(struct.pack(">II", m, count) + labels)
+PY
+    echo
+    echo "shape sweep: $SL training images per run, $NPROC threads, batch 64, median of $REPEATS; % of the default network's GFLOP/s and of the $PEAKNAME peak"
+    printf '%-24s %9s %10s %8s %7s %7s  %s\n' network MFLOP/smp samples/s GFLOP/s "% dflt" "% peak" "kernels"
+    DEFAULT_G=
+    while IFS='|' read -r name sets; do
+        [ -n "$name" ] || continue
+        if [ "$name" = "32x32 input" ]; then
+            [ -n "$PAD32" ] || { printf '%-24s (skipped: needs python3 to pad MNIST)\n' "$name"; continue; }
+            sets="$sets --set data.train_images=$TMP/train32-images --set data.train_labels=$TMP/train32-labels"
+            sets="$sets --set data.test_images=$TMP/t10k32-images --set data.test_labels=$TMP/t10k32-labels"
+        fi
+        : >"$TMP/srates"
+        for r in $(seq "$REPEATS"); do
+            # shellcheck disable=SC2086 # $sets is a list of --set options
+            train_once "$TRAINER" "$NPROC" 64 sweep --set data.limit="$SL" $sets
+            rate_of sweep >>"$TMP/srates"
+        done
+        m=$(median <"$TMP/srates")
+        f=$(flops_of sweep)
+        g=$(awk -v m="$m" -v f="$f" 'BEGIN { printf "%.1f", m * f / 1000 }')
+        [ -n "$DEFAULT_G" ] || DEFAULT_G=$g
+        awk -v n="$name" -v f="$f" -v m="$m" -v g="$g" -v d="$DEFAULT_G" -v p="$PEAK" -v t="$NPROC" -v k="$(kernels_of sweep)" \
+            'BEGIN { printf "%-24s %9.4f %10.0f %8.1f %6.0f%% %6.1f%%  %s\n", n, f, m, g, 100 * g / d, 100 * g / (p * t), k }'
+    done <<'EOF'
+default (8@5x5, 16@5x5)|
+conv1 16 filters|--set layer.conv1.filters=16
+conv1 32 filters|--set layer.conv1.filters=32
+conv2 32 filters|--set layer.conv2.filters=32
+conv2 64 filters|--set layer.conv2.filters=64
+3x3 kernels|--set layer.conv1.size=3 --set layer.conv2.size=3
+7x7 kernels|--set layer.conv1.size=7 --set layer.conv2.size=7
+12 and 12 filters|--set layer.conv1.filters=12 --set layer.conv2.filters=12
+32x32 input|--set model.input_size=32
+EOF
+fi
 
 # ---- evaluation and loading ----
 EVALS=()

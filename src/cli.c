@@ -205,6 +205,7 @@ static void view_start(void *user, const train_start_info *info)
            info->val_count, info->test_count, info->load_seconds);
     printf("model: %zu parameters; %d thread%s\n", info->nparams, info->nthreads,
            info->nthreads == 1 ? "" : "s");
+    printf("kernels: %s; %.5f MFLOP per training sample\n", info->kernels, info->flops_per_sample / 1e6);
     if (info->nranks > 1) {
         printf("mpi: %d ranks; each sends %.1f", info->nranks, info->step_bytes_min / 1e3);
         if (info->step_bytes_max != info->step_bytes_min)

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <string.h>
 
 #include "layers.h"
@@ -183,7 +184,9 @@ enum { WIDE = 1 };
  * operand, so a vector used by 4 FMAs is loaded 4 times (often across a
  * cache line). An empty asm that claims to change it keeps it in a
  * register. No instructions; elsewhere a no-op. */
-#if defined(__AVX__)
+#if defined(__AVX512F__)
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif defined(__AVX__)
 #define IN_REGISTER(v) __asm__("" : "+x"(v))
 #else
 #define IN_REGISTER(v) ((void)0)
@@ -487,23 +490,448 @@ static void din_w8_k5_h12(float *din, const float *dout, const float *w, int C, 
             }
         }
 }
+
+/* ---- General kernels (conv_tile.inc), for any filter count, K <= 7 ----
+ * Instantiated with 8 lanes everywhere and with 16 where the CPU has
+ * AVX-512. Rows whose width is not a multiple of the lanes are padded
+ * with zeros into a per-thread scratch and the valid part copied back. */
+#if defined(__AVX512F__)
+#define GEN_NR 32
+#else
+#define GEN_NR 16
+#endif
+#define TV vf
+#define TL 8
+#define TN(x) x##_v8
+#define TNR GEN_NR
+#include "conv_tile.inc"
+#undef TV
+#undef TL
+#undef TN
+#undef TNR
+#if defined(__AVX512F__)
+#define GEN_V16 1
+typedef float vz __attribute__((vector_size(64)));
+#define TV vz
+#define TL 16
+#define TN(x) x##_v16
+#define TNR GEN_NR
+#include "conv_tile.inc"
+#undef TV
+#undef TL
+#undef TN
+#undef TNR
+#endif
+
+#ifdef GEN_V16
+/* ---- Output rows exactly 8 wide (conv2 of the default network) with
+ * 512-bit vectors: one vector holds two output rows, which are contiguous
+ * in the output, and is loaded as two 8-float input rows W apart. A tile is
+ * P channels x T row pairs; the sum order per output (bias, c, ky, kx) is
+ * the tiled-w8 kernel's, so the bits are too. */
+static inline vz pair_load(const float *p, int W)
+{
+    vf lo = vload(p), hi = vload(p + W);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+static ALWAYS_INLINE void fwd_pair_tile(float *out, const float *in, const float *w, const float *b, int C,
+                                        int H, int W, int K, int o0, int j0, const int P, const int T, int relu)
+{
+    enum { PMAX = 4, TMAX = 4 };
+    const int OH = H - K + 1;
+    vz acc[PMAX][TMAX];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            acc[p][t] = vbcast_v16(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + ((size_t)c * H + 2 * j0) * W;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vz x[TMAX];
+                for (int t = 0; t < T; t++) {
+                    x[t] = pair_load(ip + (2 * t + ky) * W + kx, W);
+                    IN_REGISTER(x[t]);
+                }
+                for (int p = 0; p < P; p++) {
+                    vz wv = vbcast_v16(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int t = 0; t < T; t++)
+                        acc[p][t] += wv * x[t];
+                }
+            }
+    }
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++) {
+            vz v = acc[p][t];
+            if (relu)
+                v = vrelu_v16(&v);
+            vstore_v16(out + ((size_t)(o0 + p) * OH + 2 * (j0 + t)) * 8, &v);
+        }
+}
+
+/* din for output rows 8 wide and 8 high (H = K + 7) with 512-bit
+ * vectors: a vector of dout is two rows (2j, 2j+1); with an even ky it adds
+ * to the din row pair (2m, 2m+1), m = j + ky/2 (accumulators E), with an
+ * odd ky to the pair (2m+1, 2m+2), m = j + (ky-1)/2 (accumulators O). Per
+ * input channel and kx, both sum over o then ky (even and odd o apart, then
+ * added, where there are registers for both); then each din row gets its E
+ * half, then its O half. */
+static ALWAYS_INLINE void din_pair_k(float *din, const float *dout, const float *w, int C, int OC, const int K)
+{
+    enum { OH = 8, NJ = 4, RMAX = NJ + 3 };
+    const int H = OH + K - 1, W = 8 + K - 1, RE = NJ + (K - 1) / 2, RO = NJ + (K - 2) / 2;
+    /* An accumulator takes up to 3 FMAs per o, each waiting on the last:
+     * two sets (even and odd o) halve those chains where the registers allow. */
+    const int NS = 2 * (RE + RO) + K + 1 <= 32 ? 2 : 1;
+    memset(din, 0, sizeof(float) * (size_t)C * H * W);
+    for (int c = 0; c < C; c++)
+        for (int kx = 0; kx < K; kx++) {
+            vz E[2][RMAX], O[2][RMAX];
+            for (int n = 0; n < NS; n++) {
+                for (int m = 0; m < RE; m++)
+                    E[n][m] = vbcast_v16(0.0f);
+                for (int m = 0; m < RO; m++)
+                    O[n][m] = vbcast_v16(0.0f);
+            }
+            for (int o0 = 0; o0 < OC; o0 += NS)
+                for (int n = 0; n < NS && o0 + n < OC; n++) {
+                    const int o = o0 + n;
+                    const float *wp = w + ((size_t)o * C + c) * K * K + kx;
+                    const float *gp = dout + (size_t)o * OH * 8;
+                    vz wv[7];
+                    for (int ky = 0; ky < K; ky++)
+                        wv[ky] = vbcast_v16(wp[ky * K]);
+                    for (int j = 0; j < NJ; j++) {
+                        vz g = vload_v16(gp + j * 16);
+                        IN_REGISTER(g);
+                        for (int ky = 0; ky < K; ky++) {
+                            if (ky % 2 == 0)
+                                E[n][j + ky / 2] += wv[ky] * g;
+                            else
+                                O[n][j + (ky - 1) / 2] += wv[ky] * g;
+                        }
+                    }
+                }
+            if (NS == 2) {
+                for (int m = 0; m < RE; m++)
+                    E[0][m] += E[1][m];
+                for (int m = 0; m < RO; m++)
+                    O[0][m] += O[1][m];
+            }
+            float *dp = din + (size_t)c * H * W + kx;
+            for (int m = 0; m < RE; m++) {
+                float h[16];
+                memcpy(h, &E[0][m], sizeof h);
+                for (int r = 0; r < 2; r++) {
+                    vf d = vload(dp + (2 * m + r) * W) + vload(h + 8 * r);
+                    vstore(dp + (2 * m + r) * W, &d);
+                }
+            }
+            for (int m = 0; m < RO; m++) {
+                float h[16];
+                memcpy(h, &O[0][m], sizeof h);
+                for (int r = 0; r < 2; r++) {
+                    if (2 * m + 1 + r >= H)
+                        break;
+                    vf d = vload(dp + (2 * m + 1 + r) * W) + vload(h + 8 * r);
+                    vstore(dp + (2 * m + 1 + r) * W, &d);
+                }
+            }
+        }
+}
+
+static void din_pair(float *din, const float *dout, const float *w, int C, int OC, int K)
+{
+    switch (K) {
+    case 1: din_pair_k(din, dout, w, C, OC, 1); break;
+    case 2: din_pair_k(din, dout, w, C, OC, 2); break;
+    case 3: din_pair_k(din, dout, w, C, OC, 3); break;
+    case 4: din_pair_k(din, dout, w, C, OC, 4); break;
+    case 5: din_pair_k(din, dout, w, C, OC, 5); break;
+    case 6: din_pair_k(din, dout, w, C, OC, 6); break;
+    case 7: din_pair_k(din, dout, w, C, OC, 7); break;
+    default: break;
+    }
+}
+
+/* Needs OH even. */
+static void fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                     int K, int relu)
+{
+    const int np = (H - K + 1) / 2;
+#define PAIR_ROW(PV)                                                          \
+    {                                                                         \
+        int j = 0;                                                            \
+        for (; j + 4 <= np; j += 4)                                           \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 4, relu);   \
+        for (; j < np; j++)                                                   \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 1, relu);   \
+    }
+    int o0 = 0;
+    for (; o0 + 4 <= OC; o0 += 4)
+        PAIR_ROW(4)
+    for (; o0 < OC; o0++)
+        PAIR_ROW(1)
+#undef PAIR_ROW
+}
+#endif
 #endif /* CONV_VECTORS */
+
+/* ---- Which kernel runs a shape ----
+ * The hand-tiled kernels above for the shapes they were written for (where
+ * measured faster), the general ones for every other shape with K <= 7 whose
+ * padded buffers fit the scratch, the loops for the rest. */
+
+#ifndef GEN_FWD_W24
+#define GEN_FWD_W24 0
+#endif
+#ifndef GEN_FWD_W8
+#define GEN_FWD_W8 0
+#endif
+#ifndef GEN_BWD_W24
+#define GEN_BWD_W24 0
+#endif
+#ifndef GEN_BWD_W8
+#define GEN_BWD_W8 0
+#endif
+
+enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16 };
+
+#ifdef CONV_VECTORS
+/* Per thread, reused by every call: the padded copies of one sample. */
+#define SCRATCH_FLOATS (64 * 1024)
+static _Thread_local float scratch[SCRATCH_FLOATS] __attribute__((aligned(64)));
+
+static int round_up(int n, int m)
+{
+    return (n + m - 1) / m * m;
+}
+
+/* Lanes for rows OW wide: 16 above 8 (a row's last chunk overlaps the one
+ * before; rows of 9 to 15 are padded to 16, measured 1.25-1.5x faster than
+ * two overlapping 8-lane chunks); 8 up to 8, narrower rows padded to 8. */
+static int gen_lanes(int OW)
+{
+#if defined(GEN_V16) && !defined(GEN_FORCE8)
+    if (OW > 8)
+        return 16;
+#endif
+    (void)OW;
+    return 8;
+}
+
+/* dw with vectors along the output channels (dwoc) for rows narrower than
+ * 16, where row vectors would leave few positions per horizontal sum; its
+ * lanes: 16 where there are more than 8 channels and AVX-512. */
+static int dwoc_lanes(int OW, int OC)
+{
+    if (OW >= 16)
+        return 0;
+#if defined(GEN_V16) && !defined(GEN_FORCE8)
+    if (OC > 8)
+        return 16;
+#endif
+    (void)OC;
+    return 8;
+}
+
+/* Floats of scratch the general path needs: where rows are padded, the
+ * input padded to rows OWp+K-1 wide, din as the input and the gradient
+ * padded to OWp; then dout transposed for dwoc. */
+static size_t gen_scratch(int C, int H, int W, int OC, int K)
+{
+    int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = OW < lanes ? lanes : OW;
+    int Wp = OWp + K - 1, ol = dwoc_lanes(OW, OC);
+    size_t n = OWp != OW ? 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp : 0;
+    if (ol)
+        n += (size_t)OH * OW * round_up(OC, ol);
+    return n;
+}
+#endif
+
+static int fwd_path(int C, int H, int W, int OC, int K)
+{
+#ifdef CONV_VECTORS
+    int OW = W - K + 1;
+#if defined(GEN_V16) && !defined(GEN_NO_PAIR)
+    if (OW == 8 && (H - K + 1) % 2 == 0 && K <= 7)
+        return PATH_PAIR16;
+#endif
+    if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
+        return PATH_W24;
+    if (K == 5 && OW == 8 && OC % 4 == 0 && !GEN_FWD_W8)
+        return PATH_W8;
+    if (K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
+        return gen_lanes(OW) == 16 ? PATH_GEN16 : PATH_GEN8;
+#endif
+    (void)C, (void)H, (void)W, (void)OC, (void)K;
+    return PATH_LOOPS;
+}
+
+static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
+{
+#ifdef CONV_VECTORS
+    int OH = H - K + 1, OW = W - K + 1;
+#if defined(GEN_V16) && !defined(GEN_NO_PAIR)
+    if (OW == 8 && OH == 8 && K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
+        return PATH_PAIR16;
+#endif
+    int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
+    int fast_din = !has_din || (K == 5 && OW == 8 && OH == 8);
+    if (fast_dw && fast_din && !(OW == 24 ? GEN_BWD_W24 : GEN_BWD_W8))
+        return OW == 24 ? PATH_W24 : PATH_W8;
+    if (K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
+        return gen_lanes(OW) == 16 ? PATH_GEN16 : PATH_GEN8;
+#endif
+    (void)has_din, (void)C, (void)H, (void)W, (void)OC, (void)K;
+    return PATH_LOOPS;
+}
+
+static const char *path_name(int path)
+{
+    switch (path) {
+    case PATH_W24: return "tiled-w24";
+    case PATH_W8: return "tiled-w8";
+    case PATH_GEN8: return "vec256";
+    case PATH_GEN16: return "vec512";
+    case PATH_PAIR16: return "vec512-rowpairs";
+    default: return "loops";
+    }
+}
+
+void conv_kernel_path(char *buf, size_t size, int has_din, int C, int H, int W, int OC, int K)
+{
+    int f = fwd_path(C, H, W, OC, K), b = bwd_path(has_din, C, H, W, OC, K);
+    if (f == b)
+        snprintf(buf, size, "%s", path_name(f));
+    else
+        snprintf(buf, size, "forward %s, backward %s", path_name(f), path_name(b));
+}
+
+#ifdef CONV_VECTORS
+/* Copies C planes of H rows, W wide, into rows WP wide, zero past W. */
+static void pad_rows(float *dst, int WP, const float *src, int C, int H, int W)
+{
+    for (size_t r = 0; r < (size_t)C * H; r++) {
+        memcpy(dst + r * WP, src + r * W, sizeof(float) * (size_t)W);
+        memset(dst + r * WP + W, 0, sizeof(float) * (size_t)(WP - W));
+    }
+}
+
+static void unpad_rows(float *dst, const float *src, int WP, int C, int H, int W)
+{
+    for (size_t r = 0; r < (size_t)C * H; r++)
+        memcpy(dst + r * W, src + r * WP, sizeof(float) * (size_t)W);
+}
+
+static void gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
+                        int OC, int K, int relu, int lanes)
+{
+    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
+    float *pin = scratch, *pout = scratch + (size_t)C * H * Wp;
+    int padded = OWp != OW;
+    if (padded)
+        pad_rows(pin, Wp, in, C, H, W);
+    const float *src = padded ? pin : in;
+    float *dst = padded ? pout : out;
+    int is = padded ? Wp : W;
+#ifdef GEN_V16
+    if (lanes == 16) {
+        fwd_args_v16 a = { dst, src, w, b, OH * OWp, OWp, H * is, is, C * K * K, K * K, K, 1,
+                           C, OC, OH, OWp, K, relu };
+        fwd_v16(&a);
+    } else
+#endif
+    {
+        fwd_args_v8 a = { dst, src, w, b, OH * OWp, OWp, H * is, is, C * K * K, K * K, K, 1,
+                          C, OC, OH, OWp, K, relu };
+        fwd_v8(&a);
+    }
+    if (padded)
+        unpad_rows(out, pout, OWp, OC, OH, OW);
+}
+
+static void gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                         int C, int H, int W, int OC, int K, int lanes)
+{
+    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
+    int padded = OWp != OW, ol = dwoc_lanes(OW, OC);
+    float *pin = scratch, *pdin = pin + (size_t)C * H * Wp, *pg = pdin + (size_t)C * H * Wp;
+    float *gt = padded ? pg + (size_t)OC * OH * OWp : scratch;
+    bias_grad(db, dout, OC, OH * OW);
+    if (padded) {
+        pad_rows(pg, OWp, dout, OC, OH, OW);
+        if (!ol)
+            pad_rows(pin, Wp, in, C, H, W);
+    }
+    const float *src = padded ? pin : in, *g = padded ? pg : dout;
+    float *dd = padded ? pdin : din;
+    int is = padded ? Wp : W;
+    if (ol) {
+        int OCp = round_up(OC, ol), np = OH * OW;
+        for (int pos = 0; pos < np; pos++) {
+            for (int o = 0; o < OC; o++)
+                gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
+            for (int o = OC; o < OCp; o++)
+                gt[(size_t)pos * OCp + o] = 0.0f;
+        }
+#ifdef GEN_V16
+        if (ol == 16)
+            dwoc_v16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+        else
+#endif
+            dwoc_v8(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+    }
+#ifdef GEN_V16
+    if (lanes == 16) {
+        if (!ol)
+            dw_v16(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
+        if (din) {
+            memset(dd, 0, sizeof(float) * (size_t)C * H * is);
+            din_v16(dd, H * is, is, g, OH * OWp, OWp, w, C, OC, OH, OWp, K);
+        }
+    } else
+#endif
+    {
+        if (!ol)
+            dw_v8(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
+        if (din) {
+            memset(dd, 0, sizeof(float) * (size_t)C * H * is);
+            din_v8(dd, H * is, is, g, OH * OWp, OWp, w, C, OC, OH, OWp, K);
+        }
+    }
+    if (din && padded)
+        unpad_rows(din, pdin, Wp, C, H, W);
+}
+#endif
 
 static void conv_forward_any(float *out, const float *in, const float *w, const float *b,
                              int C, int H, int W, int OC, int K, int relu)
 {
+    switch (fwd_path(C, H, W, OC, K)) {
 #ifdef CONV_VECTORS
-    int OW = W - K + 1;
-    if (K == 5 && OW == 24 && OC % 4 == 0) {
+    case PATH_W24:
         fwd_w24_k5(out, in, w, b, C, H, W, OC, relu);
         return;
-    }
-    if (K == 5 && OW == 8 && OC % 4 == 0) {
+    case PATH_W8:
         fwd_w8_k5(out, in, w, b, C, H, W, OC, relu);
         return;
-    }
+    case PATH_GEN8:
+        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 8);
+        return;
+    case PATH_GEN16:
+        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 16);
+        return;
+#ifdef GEN_V16
+    case PATH_PAIR16:
+        fwd_pair(out, in, w, b, C, H, W, OC, K, relu);
+        return;
 #endif
-    conv_forward_loops(out, in, w, b, C, H, W, OC, K, relu);
+#endif
+    default:
+        conv_forward_loops(out, in, w, b, C, H, W, OC, K, relu);
+    }
 }
 
 void conv_forward(float *out, const float *in, const float *w, const float *b,
@@ -521,11 +949,11 @@ void conv_relu_forward(float *out, const float *in, const float *w, const float 
 void conv_backward(float *din, float *dw, float *db, const float *dout,
                    const float *in, const float *w, int C, int H, int W, int OC, int K)
 {
+    switch (bwd_path(din != NULL, C, H, W, OC, K)) {
 #ifdef CONV_VECTORS
-    int OH = H - K + 1, OW = W - K + 1;
-    int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
-    int fast_din = !din || (K == 5 && OW == 8 && OH == 8);
-    if (fast_dw && fast_din) {
+    case PATH_W24:
+    case PATH_W8: {
+        int OH = H - K + 1, OW = W - K + 1;
         bias_grad(db, dout, OC, OH * OW);
         if (OW == 24)
             dw_w24_k5(dw, dout, in, C, H, W, OC);
@@ -535,6 +963,21 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
             din_w8_k5_h12(din, dout, w, C, W, OC);
         return;
     }
+    case PATH_GEN8:
+        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 8);
+        return;
+    case PATH_GEN16:
+        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 16);
+        return;
+#ifdef GEN_V16
+    case PATH_PAIR16: /* bias and dw as the general path, din in row pairs */
+        gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
+        if (din)
+            din_pair(din, dout, w, C, OC, K);
+        return;
 #endif
-    conv_backward_loops(din, dw, db, dout, in, w, C, H, W, OC, K);
+#endif
+    default:
+        conv_backward_loops(din, dw, db, dout, in, w, C, H, W, OC, K);
+    }
 }

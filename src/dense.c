@@ -44,6 +44,15 @@ static float dot(const float *a, const float *b, int n)
 }
 #endif
 
+const char *dense_kernel_path(void)
+{
+#if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
+    return "vec256";
+#else
+    return "loops";
+#endif
+}
+
 void dense_forward(float *out, const float *in, const float *w, const float *b, int IN, int OUT)
 {
     for (int o = 0; o < OUT; o++)

@@ -37,48 +37,120 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-/* 2x2 windows, stride 2, W a multiple of 8 and H even: 8 inputs of two rows
- * give 4 outputs. The four candidates of each window are compared in
- * row-major order with strict >, as the loop version does, so ties and
- * NaNs pick the same input. */
+/* 2x2 windows, stride 2, any H and W (an odd last row or column is left
+ * out, as the loops do): 8 inputs of two rows give 4 outputs, and a row's
+ * last W % 8 columns go one window at a time. The four candidates of each
+ * window are compared in row-major order with strict >, as the loop
+ * version does, so ties and NaNs pick the same input. */
 static void maxpool_forward_2x2(float *out, int32_t *argmax, const float *in, int C, int H, int W)
 {
-    const int OW = W / 2, rows = C * H / 2; /* window rows over all channels */
-    for (int q = 0; q < rows; q++) {
-        const float *r0 = in + (size_t)2 * q * W;
-        for (int x = 0; x < W; x += 8) {
-            v8f u, l;
-            memcpy(&u, r0 + x, sizeof u);
-            memcpy(&l, r0 + W + x, sizeof l);
-            v4f a = __builtin_shufflevector(u, u, 0, 2, 4, 6);
-            v4f b = __builtin_shufflevector(u, u, 1, 3, 5, 7);
-            v4f c = __builtin_shufflevector(l, l, 0, 2, 4, 6);
-            v4f d = __builtin_shufflevector(l, l, 1, 3, 5, 7);
-            int32_t base = 2 * q * W + x;
-            v4i ia = (v4i){ base, base + 2, base + 4, base + 6 };
-            v4f m = a;
-            v4i idx = ia, take;
-            take = b > m;
-            m = (v4f)(((v4i)b & take) | ((v4i)m & ~take));
-            idx = ((ia + 1) & take) | (idx & ~take);
-            take = c > m;
-            m = (v4f)(((v4i)c & take) | ((v4i)m & ~take));
-            idx = ((ia + W) & take) | (idx & ~take);
-            take = d > m;
-            m = (v4f)(((v4i)d & take) | ((v4i)m & ~take));
-            idx = ((ia + W + 1) & take) | (idx & ~take);
-            size_t o = (size_t)q * OW + x / 2;
-            memcpy(out + o, &m, sizeof m);
-            memcpy(argmax + o, &idx, sizeof idx);
+    const int OH = H / 2, OW = W / 2, W8 = W & ~7;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++) {
+            int32_t row = (c * H + 2 * y) * W;
+            const float *r0 = in + row;
+            size_t o = ((size_t)c * OH + y) * OW;
+            for (int x = 0; x < W8; x += 8) {
+                v8f u, l;
+                memcpy(&u, r0 + x, sizeof u);
+                memcpy(&l, r0 + W + x, sizeof l);
+                v4f a = __builtin_shufflevector(u, u, 0, 2, 4, 6);
+                v4f b = __builtin_shufflevector(u, u, 1, 3, 5, 7);
+                v4f cc = __builtin_shufflevector(l, l, 0, 2, 4, 6);
+                v4f d = __builtin_shufflevector(l, l, 1, 3, 5, 7);
+                int32_t base = row + x;
+                v4i ia = (v4i){ base, base + 2, base + 4, base + 6 };
+                v4f m = a;
+                v4i idx = ia, take;
+                take = b > m;
+                m = (v4f)(((v4i)b & take) | ((v4i)m & ~take));
+                idx = ((ia + 1) & take) | (idx & ~take);
+                take = cc > m;
+                m = (v4f)(((v4i)cc & take) | ((v4i)m & ~take));
+                idx = ((ia + W) & take) | (idx & ~take);
+                take = d > m;
+                m = (v4f)(((v4i)d & take) | ((v4i)m & ~take));
+                idx = ((ia + W + 1) & take) | (idx & ~take);
+                memcpy(out + o + x / 2, &m, sizeof m);
+                memcpy(argmax + o + x / 2, &idx, sizeof idx);
+            }
+            for (int x = W8; x + 2 <= W; x += 2) {
+                int32_t best = row + x;
+                const int32_t cand[3] = { row + x + 1, row + W + x, row + W + x + 1 };
+                for (int k = 0; k < 3; k++)
+                    if (in[cand[k]] > in[best])
+                        best = cand[k];
+                out[o + x / 2] = in[best];
+                argmax[o + x / 2] = best;
+            }
         }
-    }
 }
 #endif
+
+/* Windows do not overlap, so each input receives at most one term: the
+ * window's gradient where it is the window's argmax and its value is > 0,
+ * else zero. 8 inputs of a row from 4 windows at a time. */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+                              int C, int H, int W)
+{
+    const int OH = H / 2, OW = W / 2;
+    for (int c = 0; c < C; c++) {
+        for (int y = 0; y < OH; y++) {
+            const size_t o = ((size_t)c * OH + y) * OW;
+            for (int r = 0; r < 2; r++) {
+                const int32_t row = (c * H + 2 * y + r) * W;
+                int x = 0;
+#ifdef POOL_VECTORS
+                typedef int32_t v8i __attribute__((vector_size(32)));
+                for (; x < (W & ~7); x += 8) {
+                    v4i a4;
+                    v4f g4;
+                    v8f v;
+                    memcpy(&a4, argmax + o + x / 2, sizeof a4);
+                    memcpy(&g4, dout + o + x / 2, sizeof g4);
+                    memcpy(&v, in + row + x, sizeof v);
+                    v8i a8 = __builtin_shufflevector(a4, a4, 0, 0, 1, 1, 2, 2, 3, 3);
+                    v8f g8 = __builtin_shufflevector(g4, g4, 0, 0, 1, 1, 2, 2, 3, 3);
+                    v8i idx = (v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } + (row + x);
+                    v8i take = (a8 == idx) & (v > (v8f){ 0 });
+                    v8f d = (v8f)((v8i)g8 & take);
+                    memcpy(din + row + x, &d, sizeof d);
+                }
+#endif
+                for (; x < W; x++) {
+                    int32_t i = row + x;
+                    float d = 0.0f;
+                    if (x / 2 < OW && argmax[o + x / 2] == i && in[i] > 0.0f)
+                        d = dout[o + x / 2];
+                    din[i] = d;
+                }
+            }
+        }
+        /* an odd last row belongs to no window */
+        for (int x = 2 * OH * W; x < H * W; x++)
+            din[(size_t)c * H * W + x] = 0.0f;
+    }
+}
+
+static int maxpool_fast(int K, int S)
+{
+#ifdef POOL_VECTORS
+    return K == 2 && S == 2;
+#else
+    (void)K, (void)S;
+    return 0;
+#endif
+}
+
+const char *maxpool_kernel_path(int K, int S)
+{
+    return maxpool_fast(K, S) ? "vec128" : "loops";
+}
 
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S)
 {
 #ifdef POOL_VECTORS
-    if (K == 2 && S == 2 && H % 2 == 0 && W % 8 == 0) {
+    if (maxpool_fast(K, S)) {
         maxpool_forward_2x2(out, argmax, in, C, H, W);
         return;
     }

@@ -90,6 +90,38 @@ int net_create(network *net, const config *cfg, tr_error *err)
     return net->params ? 0 : -1;
 }
 
+void net_kernel_summary(const network *net, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < net->nlayers && n < size; i++) {
+        const net_layer *l = &net->layers[i];
+        char path[96];
+        if (l->kind == LAYER_CONV)
+            conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+        else
+            snprintf(path, sizeof path, "%s",
+                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s) : dense_kernel_path());
+        int w = snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", l->name, path);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+double net_train_flops(const network *net)
+{
+    double macs = 0.0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        double per_pass = l->kind == LAYER_CONV    ? (double)l->out_size * l->in_c * l->k * l->k
+                          : l->kind == LAYER_DENSE ? (double)l->out_size * l->in_size
+                                                   : 0.0;
+        macs += per_pass * (i > 0 ? 3 : 2); /* forward, dw, and din unless first */
+    }
+    return 2.0 * macs;
+}
+
 void net_free(network *net)
 {
     free(net->params);
@@ -257,7 +289,10 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
         case LAYER_MAXPOOL:
             if (!din)
                 break;
-            if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
+            if (net->layers[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
+                maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], l->in_c, l->in_h, l->in_w);
+                masked = 1;
+            } else if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
                 maxpool_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], (int)l->in_size,
                                       (int)l->out_size);
                 masked = 1;

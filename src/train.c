@@ -623,9 +623,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (opts->armed)
         *opts->armed = 1; /* from here a stop is honoured with a checkpoint */
     if (leader && opts->obs.on_start) {
+        char kernels[512];
+        net_kernel_summary(&r.net, kernels, sizeof kernels);
         train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
                                   timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, opts->resume ? opts->resume : r.ckpt_path, dist_size(), SIZE_MAX, 0 };
+                                  opts->resume ? (int)r.state.batch : -1, opts->resume ? opts->resume : r.ckpt_path, dist_size(), SIZE_MAX, 0, kernels,
+                                  net_train_flops(&r.net) };
         size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
         for (int k = 0; k < dist_size(); k++) {
             size_t bytes = dist_step_bytes(r.net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());

@@ -237,3 +237,24 @@ suggested() { # STDERR_FILE
     last=$(tail -n 1 "$D/v/m.csv" | awk -F, '{ printf "%.0f", $5 * 500 }')
     [ "$last" != "$want" ]
 }
+
+@test "a network on the general kernels (3x3, 12 and 20 filters) gives the same bytes for 1 and 3 threads; the start-up line names each layer's kernels" {
+    local net=(--set layer.conv1.size=3 --set layer.conv1.filters=12 --set layer.conv2.size=3
+        --set layer.conv2.filters=20 --set output.metrics=)
+    mkdir "$D/a" "$D/b"
+    run --separate-stderr train_small "$D/a" --threads 1 "${net[@]}"
+    assert_status 0
+    assert_contains "$output" "kernels: conv1 "
+    assert_contains "$output" ", conv2 "
+    assert_contains "$output" " MFLOP per training sample"
+    if [ "$FLAVOUR" = test ]; then # the suite's -march=native build has vectors
+        [[ "$output" != *loops* ]] || { echo "$output"; false; }
+    fi
+    run --separate-stderr train_small "$D/b" --threads 3 "${net[@]}"
+    assert_status 0
+    assert_same_file "$D/a/m.model" "$D/b/m.model"
+    # A 9x9 kernel has no vectorised path, and the line says so.
+    run --separate-stderr train_small "$D/b" --set layer.conv1.size=9 --set layer.conv2.size=3 --set output.metrics=
+    assert_status 0
+    assert_contains "$output" "conv1 loops"
+}

@@ -12,26 +12,48 @@ typedef struct {
     int C, H, W, OC, K;
 } shape;
 
-/* The fast paths are taken by shape (5x5 kernels with output rows 24 or 8
- * wide, channel counts in multiples of 2, 4 or 16); the list covers them
- * with the default network's shapes and others, and the loop kernels with
- * the rest. */
+/* The list covers every kernel path (conv_kernel_path names them): the
+ * hand-tiled kernels on the default network's shapes, the general ones (8
+ * and 16 lanes, rows padded or not, vectors along rows or along output
+ * channels, filter counts that are not a multiple of the tile or the lanes)
+ * on the shapes the benchmark sweeps and on odd ones, and the loops on
+ * kernels larger than 7. */
 static const shape shapes[] = {
-    { 1, 28, 28, 8, 5 },  /* conv1 of the default network */
-    { 8, 12, 12, 16, 5 }, /* conv2 */
-    { 3, 28, 28, 4, 5 },  /* output rows 24 wide, other channel counts */
+    { 1, 28, 28, 8, 5 },   /* conv1 of the default network */
+    { 8, 12, 12, 16, 5 },  /* conv2 */
+    { 3, 28, 28, 4, 5 },   /* output rows 24 wide, other channel counts */
     { 2, 28, 28, 2, 5 },
-    { 1, 20, 28, 12, 5 }, /* 16 rows of 24 */
-    { 2, 12, 12, 8, 5 },  /* output rows 8 wide */
-    { 4, 10, 12, 16, 5 }, /* 6 rows of 8 */
-    { 3, 14, 12, 16, 5 }, /* 10 rows of 8 */
-    { 3, 7, 7, 2, 3 },    /* K = 3, W = 7 */
-    { 2, 9, 7, 3, 3 },    /* H != W */
-    { 1, 5, 5, 1, 5 },    /* kernel the size of the input: one output */
-    { 4, 6, 11, 5, 1 },   /* 1x1 kernel */
-    { 3, 8, 5, 4, 4 },    /* even kernel, odd width */
-    { 5, 13, 17, 7, 6 },  /* odd everything, output width 12 */
-    { 2, 3, 33, 3, 2 },   /* short and wide: long vectorised rows */
+    { 1, 20, 28, 12, 5 },  /* 16 rows of 24 */
+    { 2, 12, 12, 8, 5 },   /* output rows 8 wide */
+    { 4, 10, 12, 16, 5 },  /* 6 rows of 8 */
+    { 3, 14, 12, 16, 5 },  /* 10 rows of 8 */
+    { 1, 28, 28, 16, 5 },  /* the benchmark's sweep: conv1 16 and 32 filters */
+    { 1, 28, 28, 32, 5 },
+    { 8, 12, 12, 32, 5 },  /* conv2 32 and 64 filters */
+    { 16, 12, 12, 64, 5 },
+    { 1, 28, 28, 8, 3 },   /* 3x3: 26 wide, then 13 -> 11 */
+    { 8, 13, 13, 16, 3 },
+    { 1, 28, 28, 12, 5 },  /* 12 filters: a tile tail */
+    { 12, 12, 12, 12, 5 },
+    { 1, 32, 32, 8, 5 },   /* 32x32 input: 28 wide, then 14 -> 10 */
+    { 8, 14, 14, 16, 5 },
+    { 1, 28, 28, 8, 7 },   /* 7x7: 22 wide, then 11 -> 5 */
+    { 8, 11, 11, 16, 7 },
+    { 3, 15, 15, 5, 7 },   /* 8x8 outputs of other kernels: row pairs */
+    { 7, 10, 10, 9, 3 },
+    { 2, 11, 11, 3, 4 },
+    { 1, 32, 32, 6, 6 },   /* even kernel */
+    { 5, 9, 9, 20, 4 },    /* 20 filters: a lane tail */
+    { 3, 18, 40, 9, 3 },   /* 38 wide: three vectors of 16, padded */
+    { 3, 7, 7, 2, 3 },     /* K = 3, W = 7 */
+    { 2, 9, 7, 3, 3 },     /* H != W */
+    { 1, 5, 5, 1, 5 },     /* kernel the size of the input: one output */
+    { 4, 6, 11, 5, 1 },    /* 1x1 kernel */
+    { 3, 8, 5, 4, 4 },     /* even kernel, odd width */
+    { 5, 13, 17, 7, 6 },   /* odd everything, output width 12 */
+    { 2, 3, 33, 3, 2 },    /* short and wide: long vectorised rows */
+    { 1, 28, 28, 100, 3 }, /* wide layer: more floats than the padding scratch, needed by none */
+    { 2, 12, 12, 3, 9 },   /* K > 7: the loops */
 };
 
 static void conv_forward_matches_ref(void **state)
@@ -154,6 +176,52 @@ static void conv_relu_forward_matches_ref(void **state)
     assert_true(zeros > 100 && positives > 100); /* both sides of the ReLU were seen */
 }
 
+/* No shape the network is meant for (inputs 28 and 32, kernels 3 to 7, any
+ * filter count) takes the plain loops, and the shape list above reaches
+ * every path this build has. */
+static void conv_paths_cover_shapes(void **state)
+{
+    (void)state;
+    char path[96];
+#if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS) /* the build without vectors has only loops */
+    for (int in = 28; in <= 32; in += 4)
+        for (int k1 = 3; k1 <= 7; k1++)
+            for (int oc1 = 1; oc1 <= 40; oc1 += 3)
+                for (int k2 = 3; k2 <= 7; k2++) {
+                    int h2 = (in - k1 + 1) / 2; /* after a 2x2 pool */
+                    if (k2 > h2)
+                        continue;
+                    conv_kernel_path(path, sizeof path, 0, 1, in, in, oc1, k1);
+                    if (strstr(path, "loops"))
+                        fail_msg("conv 1x%dx%d, %d filters %dx%d: %s", in, in, oc1, k1, k1, path);
+                    conv_kernel_path(path, sizeof path, 1, oc1, h2, h2, 2 * oc1 + 1, k2);
+                    if (strstr(path, "loops"))
+                        fail_msg("conv %dx%dx%d, %d filters %dx%d: %s", oc1, h2, h2, 2 * oc1 + 1, k2, k2, path);
+                }
+#endif
+    const char *names[] = {
+#if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
+        "tiled-w24", "vec256",
+#if defined(__AVX512F__)
+        "vec512", "vec512-rowpairs",
+#else
+        "tiled-w8",
+#endif
+#endif
+        "loops",
+    };
+    for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
+        int seen = 0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const shape *p = &shapes[s];
+            conv_kernel_path(path, sizeof path, 1, p->C, p->H, p->W, p->OC, p->K);
+            seen += strstr(path, names[n]) != NULL;
+        }
+        if (!seen)
+            fail_msg("no shape in the list takes the %s kernels", names[n]);
+    }
+}
+
 /* dense_forward against a double-precision dot product, for input sizes
  * around the fast path's block of 32. */
 static void dense_forward_matches_ref(void **state)
@@ -202,7 +270,7 @@ static void maxpool_oracle(float *out, int32_t *argmax, const float *in, int C, 
             }
 }
 
-/* maxpool_forward (vectorised for 2x2 windows on rows a multiple of 8 wide)
+/* maxpool_forward (vectorised for 2x2 windows of stride 2, any sides)
  * against the oracle, on inputs with many ties (four levels only) and on
  * inputs without. */
 static void maxpool_forward_matches_ref(void **state)
@@ -212,6 +280,8 @@ static void maxpool_forward_matches_ref(void **state)
         { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, /* the default network's pools */
         { 3, 6, 16, 2, 2 },  { 1, 2, 8, 2, 2 },   { 2, 7, 9, 2, 2 }, { 2, 9, 8, 3, 3 },
         { 1, 7, 11, 3, 2 },  { 2, 8, 8, 2, 1 },
+        { 8, 26, 26, 2, 2 }, { 4, 28, 28, 2, 2 }, { 3, 11, 11, 2, 2 }, /* rows not a multiple of 8, odd sides */
+        { 2, 22, 22, 2, 2 }, { 2, 10, 10, 2, 2 }, { 1, 5, 13, 2, 2 },
     };
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
         const int *p = shapes_p[k];
@@ -250,6 +320,7 @@ static void maxpool_relu_backward_matches_unfused(void **state)
     (void)state;
     const int shapes_p[][5] = {
         { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, { 3, 7, 7, 3, 2 }, { 2, 9, 8, 3, 1 }, { 1, 5, 6, 2, 2 },
+        { 8, 26, 26, 2, 2 }, { 3, 11, 11, 2, 2 }, { 2, 7, 19, 2, 2 }, { 4, 28, 28, 2, 2 },
     };
     size_t masked = 0, passed = 0;
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
@@ -270,6 +341,12 @@ static void maxpool_relu_backward_matches_unfused(void **state)
         maxpool_backward(plain, dout, arg, (int)nin, (int)nout);
         relu_backward(plain, in, (int)nin);
         assert_memory_equal(fused, plain, nin * sizeof(float));
+        if (K == 2 && S == 2) { /* the one-pass version for 2x2 windows */
+            for (size_t i = 0; i < nin; i++)
+                fused[i] = 55.0f;
+            maxpool2x2_relu_backward(fused, dout, arg, in, C, H, W);
+            assert_memory_equal(fused, plain, nin * sizeof(float));
+        }
         for (size_t o = 0; o < nout; o++) {
             masked += in[arg[o]] == 0.0f;
             passed += in[arg[o]] > 0.0f;
@@ -353,6 +430,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(conv_forward_matches_ref),
     cmocka_unit_test(conv_backward_matches_ref),
     cmocka_unit_test(conv_relu_forward_matches_ref),
+    cmocka_unit_test(conv_paths_cover_shapes),
     cmocka_unit_test(dense_forward_matches_ref),
     cmocka_unit_test(maxpool_forward_matches_ref),
     cmocka_unit_test(maxpool_relu_backward_matches_unfused),
