@@ -156,6 +156,7 @@ fuzz:
 	done
 
 bench: deps data trainer
+	@scripts/install-deps.sh --bench
 	@scripts/bench.sh
 
 bench-mpi: data

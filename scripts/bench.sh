@@ -193,12 +193,15 @@ done
 
 # ---- PyTorch, same network, same machine, same time ----
 TT=$([ "$NPROC" -ge 2 ] && echo 2 || echo 1)
-if [ "${BENCH_TORCH:-1}" != 0 ] && python3 -c 'import torch' 2>/dev/null; then
+# Debian's python3-torch belongs to the system python, not to a pyenv one.
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+if [ "${BENCH_TORCH:-1}" != 0 ] && "$PY" -c 'import torch' 2>/dev/null; then
     : >"$TMP/trates" && : >"$TMP/orates"
     for r in $(seq "$REPEATS"); do # alternating, one epoch each
         train_once "$TRAINER" "$TT" 64 trun
         rate_of trun >>"$TMP/orates"
-        python3 scripts/bench_torch.py --threads "$TT" --batch 64 --repeats 1 --limit "$LIMIT" >"$TMP/torch.out" 2>&1 ||
+        "$PY" scripts/bench_torch.py --threads "$TT" --batch 64 --repeats 1 --limit "$LIMIT" >"$TMP/torch.out" 2>&1 ||
             { cat "$TMP/torch.out" >&2; break; }
         sed -n 's/^median training throughput: \([0-9.]*\) samples.*/\1/p' "$TMP/torch.out" >>"$TMP/trates"
     done
@@ -208,7 +211,7 @@ if [ "${BENCH_TORCH:-1}" != 0 ] && python3 -c 'import torch' 2>/dev/null; then
             printf "PyTorch %s, %d threads, batch 64 (alternating with the trainer, median of the runs): %.0f samples/s (%.1f GFLOP/s); trainer %.0f samples/s: %.2fx\n", v, t, b, b * f / 1000, a, a / b }'
     fi
 else
-    echo "PyTorch: not installed (python3 -c 'import torch' fails), or BENCH_TORCH=0; scripts/bench_torch.py runs the same network"
+    echo "PyTorch: not installed ($PY -c 'import torch' fails; make bench installs python3-torch), or BENCH_TORCH=0"
 fi
 
 # ---- shape sweep: other networks, each layer's kernels named ----

@@ -5,10 +5,10 @@
 #                                    MNIST), jq (the retraining scripts)
 #   scripts/install-deps.sh --test   also cmocka, bats and Open MPI, for `make test`; the ONNX
 #                                    checker, OpenCV and ImageMagick with fonts (tests/onnx.bats,
-#                                    tests/images.bats)
-#                                    Chromium with poppler-utils (the report rendered headless and
-#                                    printed to PDF)
+#                                    tests/images.bats); Chromium and poppler-utils (the report
+#                                    rendered headless and printed to PDF)
 #   scripts/install-deps.sh --fuzz   also clang and its libFuzzer runtime, for `make fuzz`
+#   scripts/install-deps.sh --bench  also PyTorch (python3-torch), the reference `make bench` compares with
 #   scripts/install-deps.sh --bench-mpi   also Open MPI and iproute2 (tc), for `make bench-mpi`
 set -eu
 
@@ -19,6 +19,7 @@ case "${1:-}" in
         pkgs="$pkgs python3-onnx python3-opencv imagemagick fonts-dejavu-core fonts-liberation fonts-freefont-ttf"
         pkgs="$pkgs chromium poppler-utils" ;;
     --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    --bench) pkgs="$pkgs python3-torch" ;;
     --bench-mpi) pkgs="$pkgs libopenmpi-dev openmpi-bin iproute2" ;;
 esac
 
