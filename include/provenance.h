@@ -75,6 +75,11 @@ int provenance_set_files(provenance *dst, const data_file *files, size_t n, tr_e
  * reproducible-builds convention), for the created field. */
 int64_t provenance_now(void);
 
+/* Whether SOURCE_DATE_EPOCH is set: then a file records nothing of the
+ * clock (the training time as 0 too), so two runs of one config give the
+ * same bytes, whole, at any thread or rank count. */
+int provenance_clock_fixed(void);
+
 void provenance_free(provenance *p);
 
 #endif

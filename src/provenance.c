@@ -355,10 +355,15 @@ int data_load_test(dataset *ds, data_file *plan, size_t n, const config *cfg, tr
     return 0;
 }
 
-int64_t provenance_now(void)
+int provenance_clock_fixed(void)
 {
     const char *s = getenv("SOURCE_DATE_EPOCH");
-    if (s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19)
-        return (int64_t)strtoll(s, NULL, 10);
+    return s && *s && strspn(s, "0123456789") == strlen(s) && strlen(s) < 19;
+}
+
+int64_t provenance_now(void)
+{
+    if (provenance_clock_fixed())
+        return (int64_t)strtoll(getenv("SOURCE_DATE_EPOCH"), NULL, 10);
     return (int64_t)time(NULL);
 }

@@ -212,6 +212,17 @@ fixture_sets() {
     run ! assert_same_model "$D/a/m.model" "$D/c.model"
 }
 
+@test "with SOURCE_DATE_EPOCH set, two runs give the same bytes, whole, at 1 and 2 threads" {
+    mkdir "$D/a" "$D/b"
+    SOURCE_DATE_EPOCH=1234567890 train_small "$D/a" -q --set data.limit=200 --set data.test_limit=100 \
+        --set output.metrics= --threads 1
+    SOURCE_DATE_EPOCH=1234567890 train_small "$D/b" -q --set data.limit=200 --set data.test_limit=100 \
+        --set output.metrics= --threads 2
+    assert_same_file "$D/a/m.model" "$D/b/m.model"
+    assert_same_file "$D/a/m.model.ckpt" "$D/b/m.model.ckpt"
+    [ "$("$TRAINER" info "$D/a/m.model" --json | jget 'd["train_seconds"]')" = 0 ]
+}
+
 @test "a version-1 model and checkpoint (made by the trainer of 06edc21) still load, evaluate, predict and resume" {
     local v1=$ROOT/tests/data
     local -a T=(--set "data.test_images=$FIXTURES/test-images.gz" --set "data.test_labels=$FIXTURES/test-labels.gz")
