@@ -120,9 +120,16 @@ reg_promoted_at() {
     [ -n "$t" ] && date -u -d "$t" +%s
 }
 
-# reg_status_write JSON: publishes JSON (an object) as status.json.
+# reg_status_write JSON [final]: publishes JSON (an object) as status.json,
+# atomically. On a full disk that fails for want of a block for the temp
+# file, and an older record would stand; so a run's final record then
+# overwrites status.json in place, reusing the blocks it frees (a reader
+# may see it half-written for an instant, never a stale outcome after).
 reg_status_write() {
-    printf '%s\n' "$1" > "$REG_MODELS/status.json.tmp" && reg_publish "$REG_MODELS/status.json"
+    { printf '%s\n' "$1" > "$REG_MODELS/status.json.tmp" && reg_publish "$REG_MODELS/status.json"; } 2>/dev/null && return 0
+    rm -f "$REG_MODELS/status.json.tmp"
+    [ "${2:-}" = final ] && [ -f "$REG_MODELS/status.json" ] || return 1
+    printf '%s\n' "$1" 2>/dev/null > "$REG_MODELS/status.json"
 }
 
 # reg_last_success: the last success time recorded in status.json, if any.

@@ -134,7 +134,8 @@ record() {
           run_id: $run, candidate_accuracy: $cand, production_accuracy: $prod,
           production_id: $prod_id, previous_production_id: $was, production_model: $model,
           test: $test, config: $config, trainer_version: $version, log: $log,
-          last_success: (if $last_ok == "" then null else $last_ok end)}')" || return 1
+          last_success: (if $last_ok == "" then null else $last_ok end)}')" \
+        "$([ "$1" = running ] || echo final)" || return 1
     [ "$1" = running ] || prom_write "$2" "$1"
 }
 
@@ -208,7 +209,11 @@ say() { echo "$(reg_now) $*"; }
 say "retrain $run_id: config $config, base $base, models $REG_MODELS, trainer $trainer ($version)"
 
 # trainer_error FILE: the trainer's own error line from its stderr.
-trainer_error() { grep '^trainer: ' "$1" 2>/dev/null | tail -n 1 | sed 's/^trainer: //'; }
+trainer_error() {
+    local e
+    e=$(grep '^trainer: ' "$1" 2>/dev/null | tail -n 1 | sed 's/^trainer: //')
+    echo "${e:-no error line (its stderr could not be written: is the disk full?)}"
+}
 
 # info ARGS...: `trainer info ... --json`, run where the config's paths resolve.
 info() {

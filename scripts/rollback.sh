@@ -56,7 +56,7 @@ done_with() {
         '{outcome: $outcome, exit_code: $code, message: $msg, pid: $pid, started: $started, finished: $finished,
           production_id: $prod_id, previous_production_id: $was, production_model: $model,
           last_success: (if $last_ok == "" then null else $last_ok end)}')
-    if ! reg_status_write "$status"; then
+    if ! reg_status_write "$status" final; then
         msg="$msg; and $REG_MODELS/status.json could not be written"
         [ "$code" = 0 ] && code=1
     fi
