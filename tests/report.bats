@@ -149,7 +149,8 @@ EOF
 }
 
 @test "defect 6: grey gutters between kernels, a colour bar with the range, filter indices; maps per image" {
-    "$PY" - "$R/auto/kernels-conv1.png" <<'EOF'
+    # -B: importing check_render must not leave tests/__pycache__ behind
+    "$PY" -B - "$R/auto/kernels-conv1.png" <<'EOF'
 import sys
 sys.path.insert(0, __import__("os").environ["ROOT"] + "/tests")
 from check_render import decode_png
