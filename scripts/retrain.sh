@@ -88,11 +88,11 @@ if [ -n "$models" ] && mkdir -p "$models" 2>/dev/null; then REG_MODELS=$(readlin
 version="" cand_acc="" prod_acc="" test_json=null run_id="" log="" prod_id_before=""
 json_acc() { [ -n "$1" ] && echo "$1" || echo null; }
 
-prom_write() { # exit code, outcome
+prom_write() { # exit code, outcome, last success (ISO 8601 or "")
     [ -n "$prom" ] || return 0
     local now last_ok prod_age="" id at
     now=$(date +%s)
-    last_ok=$(date -u -d "$(reg_last_success)" +%s 2>/dev/null || true)
+    last_ok=$([ -z "$3" ] || date -u -d "$3" +%s 2>/dev/null)
     id=$(reg_production_id)
     if [ -n "$id" ]; then at=$(reg_promoted_at "$id") && [ -n "$at" ] && prod_age=$((now - at)); fi
     {
@@ -136,7 +136,7 @@ record() {
           test: $test, config: $config, trainer_version: $version, log: $log,
           last_success: (if $last_ok == "" then null else $last_ok end)}')" \
         "$([ "$1" = running ] || echo final)" || return 1
-    [ "$1" = running ] || prom_write "$2" "$1"
+    [ "$1" = running ] || prom_write "$2" "$1" "$last_ok"
 }
 
 critical=0 pending_signal="" tpid=""
@@ -223,16 +223,20 @@ info() {
 # ---- what would be trained, and on what it is judged ----
 want=$(info --config "$config" "${sets[@]}") ||
     finish failed $REG_EXIT_FAILED "the config or its data is not usable: $(trainer_error "$stage/info.stderr")"
-test_json=$(jq -c '.test' <<<"$want")
-test_sets=(--set "data.test_images=$(jq -r .test.images <<<"$want")"
-           --set "data.test_labels=$(jq -r .test.labels <<<"$want")"
-           --set "data.test_limit=$(jq -r .test.limit <<<"$want")")
-have=""
+# One jq for all of it (each costs tens of milliseconds); config values hold
+# no newlines.
+mapfile -t w < <(jq -r '.fingerprint, .test.images, .test.labels, (.test.limit | tostring), (.test | tojson)' <<<"$want")
+want_fp=${w[0]} test_json=${w[4]}
+test_sets=(--set "data.test_images=${w[1]}" --set "data.test_labels=${w[2]}" --set "data.test_limit=${w[3]}")
+have="" have_fp="" have_w=""
 if [ -e "$prod" ]; then
-    have=$(info "$prod") || say "the production model cannot be read: $(trainer_error "$stage/info.stderr")"
+    if have=$(info "$prod"); then
+        { read -r have_fp; read -r have_w; } < <(jq -r '.fingerprint // "", .weights_sha256 // ""' <<<"$have")
+    else
+        say "the production model cannot be read: $(trainer_error "$stage/info.stderr")"
+    fi
 fi
-if [ -n "$have" ] && [ "$force" = 0 ] &&
-   [ "$(jq -r .fingerprint <<<"$want")" = "$(jq -r .fingerprint <<<"$have")" ]; then
+if [ -n "$have_fp" ] && [ "$force" = 0 ] && [ "$want_fp" = "$have_fp" ]; then
     finish unchanged $REG_EXIT_KEPT "config, data and trainer version are those of production; nothing to do (--force trains anyway)"
 fi
 
@@ -294,7 +298,7 @@ say "candidate accuracy $cand_acc, production accuracy ${prod_acc:-none} on $tes
 
 cand_info=$(info "$stage/candidate.model") ||
     finish failed $REG_EXIT_FAILED "reading the candidate failed: $(trainer_error "$stage/info.stderr")"
-if [ -n "$have" ] && [ "$(jq -r .weights_sha256 <<<"$cand_info")" = "$(jq -r .weights_sha256 <<<"$have")" ]; then
+if [ -n "$have_w" ] && [ "$(jq -r .weights_sha256 <<<"$cand_info")" = "$have_w" ]; then
     finish kept $REG_EXIT_KEPT "the candidate's weights equal production's; kept production"
 fi
 if [ -n "$prod_score" ] && ! awk -v c="$cand_score" -v p="$prod_score" -v t="$tolerance" \
