@@ -89,14 +89,10 @@ void cli_usage(FILE *f)
           "         a model trained from CONFIG now would be made of; both with a fingerprint\n"
           "         of version, config and data that is equal when nothing changed.\n"
           "\n"
-          "options:\n"
-          "  --set SECTION.KEY=VALUE  override a config key (layers: layer.NAME.KEY); repeatable\n"
-          "  --resume CKPT            continue training from a checkpoint\n"
-          "  --init MODEL             start from MODEL's weights (warm start; same architecture)\n"
-          "  --threads N, -j N        OpenMP threads (default: OMP_NUM_THREADS, else all cores)\n"
-          "  --quiet, -q              no per-epoch lines or progress bar, only the result\n"
-          "  --json                   info, predict: JSON for scripts instead of text\n"
-          "\n"
+          "options:\n",
+          f);
+    cli_options_usage(f);
+    fputs("\n"
           "exit status: 0 success, 1 runtime failure (also a failed write to standard output),\n"
           "             2 bad usage, config or data, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM:\n"
           "             during training after writing a checkpoint, before it at once (see README)\n",
