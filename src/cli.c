@@ -15,6 +15,7 @@
 #include "data.h"
 #include "dist.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "image.h"
 #include "layers.h"

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "data.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "network.h"
 #include "report_img.h"
@@ -196,9 +197,7 @@ static int publish(const report_ctx *c, const char *name, tr_error *err)
     char tmp[PATH_LEN], final_path[PATH_LEN];
     if (tmp_path(c, tmp, name, err) || out_path(c, final_path, name, err))
         return -1;
-    if (rename(tmp, final_path) != 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", final_path, strerror(errno));
-    return 0;
+    return files_publish(tmp, final_path, err);
 }
 
 static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)

@@ -14,6 +14,7 @@
 #include "data.h"
 #include "dist.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "network.h"
 #include "optim.h"

@@ -37,6 +37,7 @@ extern const test_group provenance_group; /* test_provenance.c: SHA-256, JSON, d
 extern const test_group image_group;      /* test_image.c: PNG/PPM decoding, MNIST-style preprocessing */
 extern const test_group tree_group;       /* test_tree.c: the summation tree, across ranks */
 extern const test_group cli_group;        /* test_cli.c: the command line and its option table */
+extern const test_group files_group;      /* test_files.c: reads, publication, locks, temp files */
 
 /* ---- test data ---- */
 
