@@ -26,6 +26,7 @@
 #include "outputs.h"
 #include "pgm.h"
 #include "report.h"
+#include "runlog.h"
 #include "session.h"
 #include "threads.h"
 #include "timer.h"
@@ -249,7 +250,7 @@ static void print_warnings(const report_result *res)
 static int write_report(const cli_args *a, const config *cfg, int live_epoch, int say_warnings, tr_error *err)
 {
     char steps[CONFIG_PATH_MAX + 16], command[4096];
-    train_steps_path(cfg->metrics, steps, sizeof steps);
+    runlog_steps_path(cfg->metrics, steps, sizeof steps);
     command_line(a, command, sizeof command);
     report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, a->threads,
                           NULL, 0, command, live_epoch, threads_resolve(a->threads) };

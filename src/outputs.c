@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "runlog.h"
 #include "train.h"
 
 typedef struct {
@@ -103,7 +104,7 @@ int outputs_claim(const config *cfg, tr_error *err)
         outs[n].key = "output.metrics";
         snprintf(outs[n++].path, sizeof outs[0].path, "%s", cfg->metrics);
         outs[n].key = "output.metrics (its step log)";
-        train_steps_path(cfg->metrics, outs[n++].path, sizeof outs[0].path);
+        runlog_steps_path(cfg->metrics, outs[n++].path, sizeof outs[0].path);
     }
     if (cfg->report[0]) {
         outs[n].key = "output.report";

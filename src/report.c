@@ -131,7 +131,7 @@ static int gather_run(report_ctx *c, run_data *r, const char *model, const char 
     if (steps_opt) {
         snprintf(r->steps_path, sizeof r->steps_path, "%s", steps_opt);
     } else {
-        train_steps_path(r->metrics_path, r->steps_path, sizeof r->steps_path);
+        runlog_steps_path(r->metrics_path, r->steps_path, sizeof r->steps_path);
         if (r->steps_path[0] && access(r->steps_path, R_OK) != 0)
             r->steps_path[0] = '\0';
     }

@@ -19,6 +19,7 @@
 #include "network.h"
 #include "optim.h"
 #include "rng.h"
+#include "runlog.h"
 #include "threads.h"
 #include "timer.h"
 #include "version.h"
@@ -62,17 +63,6 @@ void train_checkpoint_path(const config *cfg, char *out, size_t size)
         snprintf(out, size, "%s", cfg->checkpoint);
     else
         snprintf(out, size, "%s.ckpt", cfg->model);
-}
-
-void train_steps_path(const char *metrics, char *out, size_t size)
-{
-    size_t n = strlen(metrics);
-    if (n == 0)
-        snprintf(out, size, "%s", "");
-    else if (n > 4 && !strcmp(metrics + n - 4, ".csv"))
-        snprintf(out, size, "%.*s.steps.csv", (int)(n - 4), metrics);
-    else
-        snprintf(out, size, "%s.steps.csv", metrics);
 }
 
 static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
@@ -248,7 +238,7 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
-    train_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
+    runlog_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
     if (make_parent_dirs(cfg->model, err) != 0 || make_parent_dirs(r->ckpt_path, err) != 0 ||
         (cfg->metrics[0] && make_parent_dirs(cfg->metrics, err) != 0))
         return -1;
@@ -488,63 +478,6 @@ static void train_helper(run *r, batch_sched *b, net_workspace *ws)
     }
 }
 
-#define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
-#define STEPS_HEADER "step,epoch,loss,lr\n"
-
-/* A CSV log whose rows start with a counter (epoch or step). It is kept
- * in memory and published whole (atomic_write_file) beside the model and
- * checkpoint it describes, so a run that fails before its first epoch ends
- * leaves the previous run's log with the previous run's model. On resume,
- * rows after the checkpoint's KEEP belong to the abandoned future and are
- * dropped, so the file matches an uninterrupted run. */
-typedef struct {
-    const char *path; /* NULL: no log */
-    FILE *mem;
-    char *text;
-    size_t len;
-} csv_log;
-
-static int log_start(csv_log *l, const char *path, const char *header, uint64_t keep, int resuming,
-                     tr_error *err)
-{
-    memset(l, 0, sizeof *l);
-    if (!path[0])
-        return 0;
-    l->mem = open_memstream(&l->text, &l->len);
-    if (!l->mem)
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    l->path = path;
-    fputs(header, l->mem);
-    FILE *old = resuming ? fopen(path, "r") : NULL;
-    if (old) {
-        char line[512];
-        while (fgets(line, sizeof line, old)) {
-            unsigned long long e;
-            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep)
-                fputs(line, l->mem);
-        }
-        fclose(old);
-    }
-    return 0;
-}
-
-static int log_publish(csv_log *l, tr_error *err)
-{
-    if (!l->path)
-        return 0;
-    if (fflush(l->mem) != 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", l->path);
-    return atomic_write_file(l->path, l->text, l->len, err);
-}
-
-static void log_free(csv_log *l)
-{
-    if (l->mem)
-        fclose(l->mem);
-    free(l->text);
-    memset(l, 0, sizeof *l);
-}
-
 /* Accuracy and mean loss on COUNT images from FIRST; each rank takes its
  * share and the predictions and loss sums are gathered, so every rank gets
  * the same figures. */
@@ -599,8 +532,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(&r, 0, sizeof r);
     r.stop = opts->stop;
     double t_load = timer_now();
-    csv_log metrics_log = { 0 }, steps_log = { 0 };
-    FILE *metrics = NULL, *steps = NULL; /* their streams; NULL where there is none */
+    runlog_writer metrics_log = { 0 }, steps_log = { 0 };
     int rc = -1;
     /* Only rank 0 writes files and reports; a failure on any rank is agreed
      * on by all, so none waits forever in a collective. */
@@ -608,15 +540,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
         goto out;
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    if (dist_agree(leader ? log_start(&metrics_log, cfg->metrics, METRICS_HEADER, r.state.epoch,
-                                      opts->resume != NULL, err) ||
-                                log_start(&steps_log, r.steps_path, STEPS_HEADER, r.state.step,
-                                          opts->resume != NULL, err)
+    if (dist_agree(leader ? runlog_start_metrics(&metrics_log, cfg->metrics, r.state.epoch, opts->resume != NULL,
+                                                 err) ||
+                                runlog_start_steps(&steps_log, r.steps_path, r.state.step, opts->resume != NULL, err)
                           : 0,
                    err) != 0)
         goto out;
-    metrics = metrics_log.mem;
-    steps = steps_log.mem;
 
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
@@ -668,9 +597,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     double loss_before = r.state.loss_sum;
                     train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
                     double batch_loss = (r.state.loss_sum - loss_before) / (double)bs;
-                    if (steps)
-                        fprintf(steps, "%llu,%llu,%.6f,%.6g\n", (unsigned long long)r.state.step,
-                                (unsigned long long)epoch + 1, batch_loss, lr);
+                    runlog_add_step(&steps_log, r.state.step, epoch + 1, batch_loss, lr);
                     if (r.dist_failed)
                         break;
                     /* Not finite, or exploding while still finite: a loss of
@@ -706,7 +633,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
              * against; the epoch table stays with the model until the next
              * epoch ends. */
             if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) ||
-                                        log_publish(&steps_log, err)
+                                        runlog_publish(&steps_log, err)
                                   : 0,
                            err))
                 goto out;
@@ -772,19 +699,21 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         r.state.loss_sum = 0.0;
         r.state.correct = r.state.seen = 0;
         int wrc = 0;
-        if (metrics)
-            fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f,%.6f,%.6f\n", rep.epoch, rep.train_loss,
-                    rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds, rep.test_loss,
-                    rep.val_loss);
+        const double row[M_NCOL] = { [M_EPOCH] = rep.epoch,         [M_TRAIN_LOSS] = rep.train_loss,
+                                     [M_TRAIN_ACC] = rep.train_acc, [M_VAL_ACC] = rep.val_acc,
+                                     [M_TEST_ACC] = rep.test_acc,   [M_LR] = rep.lr,
+                                     [M_RATE] = rep.samples_per_s,  [M_SECS] = rep.seconds,
+                                     [M_TEST_LOSS] = rep.test_loss, [M_VAL_LOSS] = rep.val_loss };
+        runlog_add_epoch(&metrics_log, row);
         const provenance *p = stamp(&r, epoch + 1, res->train_seconds);
         if (leader && wrc == 0 && better)
             wrc = checkpoint_save_prov(cfg->model, cfg, &r.net, NULL, NULL, p, err);
         rep.saved_model = better;
         if (leader && wrc == 0)
             wrc = checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err);
-        /* The logs right after the files they describe (see csv_log). */
+        /* The logs right after the files they describe (see runlog_writer). */
         if (leader && wrc == 0)
-            wrc = log_publish(&metrics_log, err) || log_publish(&steps_log, err) ? -1 : 0;
+            wrc = runlog_publish(&metrics_log, err) || runlog_publish(&steps_log, err) ? -1 : 0;
         if (dist_agree(wrc, err) != 0)
             goto out;
         r.ckpt_written = 1;
@@ -793,8 +722,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     }
     rc = 0;
 out:
-    log_free(&metrics_log);
-    log_free(&steps_log);
+    runlog_free(&metrics_log);
+    runlog_free(&steps_log);
     teardown(&r);
     return rc;
 }

@@ -38,6 +38,7 @@ extern const test_group image_group;      /* test_image.c: PNG/PPM decoding, MNI
 extern const test_group tree_group;       /* test_tree.c: the summation tree, across ranks */
 extern const test_group cli_group;        /* test_cli.c: the command line and its option table */
 extern const test_group files_group;      /* test_files.c: reads, publication, locks, temp files */
+extern const test_group runlog_group;     /* test_runlog.c: the metrics CSV and the step log */
 
 /* ---- test data ---- */
 
