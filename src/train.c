@@ -2,14 +2,13 @@
 
 #include <errno.h>
 #include <math.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "batch_sched.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "dist.h"
@@ -280,69 +279,29 @@ static void update_range(run *r, size_t c0, size_t c1, float lr)
  * each thread gets several. */
 #define TRAIN_CHUNK 512
 
-/* ---- Scheduling the batches of one epoch ----
+/* ---- The batches of one epoch ----
  *
- * One parallel region per epoch. Thread 0 runs the batch loop; for each
- * batch it publishes a generation number, and every thread that sees it
- * claims blocks of samples, then (once all blocks are done) reduction
- * chunks, from shared counters. No thread ever waits for another to
- * arrive: a thread that the OS has descheduled (the cores are shared)
- * simply claims nothing, and thread 0 does the work itself, where a
- * barrier would stall the batch until the sleeper ran. Which thread runs a
- * block or a chunk changes nothing: a block's gradient goes to its own
- * slot, and each chunk sums the slots in block order.
- *
- * A counter holds the generation in its high 32 bits and the next index in
- * the low 32, so a claim made for an old batch fails instead of taking work
- * of the new one. Thread 0 starts a new batch only after every claimed
- * block and chunk of the last one is reported done. */
+ * One parallel region per epoch. Thread 0 runs the batch loop; each batch
+ * is cut into blocks of samples, each block's gradient going to its own
+ * slot, then into reduction chunks of parameters, each of which sums the
+ * slots in tree order and steps the optimizer (batch_sched.h spreads them
+ * over the threads). Which thread runs a block or a chunk changes nothing. */
 typedef struct {
-    _Atomic uint32_t gen;                 /* the batch being worked on */
-    _Atomic uint32_t ready;               /* the last batch whose blocks all ranks have shared */
-    _Atomic int quit;                     /* the epoch is over */
-    _Atomic uint64_t next_block, next_chunk;
-    _Atomic uint32_t done_blocks, done_chunks;
-    /* The batch, written by thread 0 before it publishes gen. */
-    size_t start, bs, per;
-    uint32_t nblocks, nchunks;
-    uint32_t first_block, local_blocks;   /* this rank's share of the blocks (dist.h) */
+    run *r;
+    /* The batch, written by thread 0 before sched_step. */
+    size_t start, bs, per, nblocks;
     int summed;                           /* grad holds the sum (dist_tree_sum); else ... */
     tree_pair pairs[TRAIN_MAX_BLOCKS];    /* ... these additions make it in the slots (tree.h) */
     uint32_t npairs;
     uint64_t epoch;
     float lr;
-} batch_sched;
+} batch_job;
 
-static int claim(_Atomic uint64_t *ctr, uint32_t gen, uint32_t n, uint32_t *idx)
+static void run_block(void *ctx, void *worker, uint32_t k)
 {
-    uint64_t old = atomic_load_explicit(ctr, memory_order_acquire);
-    for (;;) {
-        if ((uint32_t)(old >> 32) != gen || (uint32_t)old >= n)
-            return 0;
-        if (atomic_compare_exchange_weak_explicit(ctr, &old, old + 1, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            *idx = (uint32_t)old;
-            return 1;
-        }
-    }
-}
-
-/* Waiting without burning a shared core: spin briefly, then yield, then
- * sleep 20 us at a time. */
-static void backoff(unsigned *spins)
-{
-    if (++*spins < 256)
-        return;
-    if (*spins < 1024) {
-        sched_yield();
-        return;
-    }
-    struct timespec ts = { 0, 20000 };
-    nanosleep(&ts, NULL);
-}
-
-static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *ws)
-{
+    const batch_job *b = ctx;
+    run *r = b->r;
+    net_workspace *ws = worker;
     const config *cfg = r->cfg;
     const network *net = &r->net;
     float *slot = r->slots + k * r->slot_stride;
@@ -362,8 +321,11 @@ static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *w
 /* grad[c0, c1) = the slots summed in tree order (tree.h; with several
  * ranks dist_tree_sum has already put the sum in grad), over the batch
  * size; then those parameters step. */
-static void run_chunk(run *r, const batch_sched *b, uint32_t c)
+static void run_chunk(void *ctx, void *worker, uint32_t c)
 {
+    (void)worker;
+    const batch_job *b = ctx;
+    run *r = b->r;
     const size_t nparams = r->net.nparams;
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
@@ -378,80 +340,41 @@ static void run_chunk(run *r, const batch_sched *b, uint32_t c)
     update_range(r, c0, c1, b->lr);
 }
 
-/* Whatever of batch GEN this thread can still claim. */
-static void work_on(run *r, batch_sched *b, uint32_t gen, net_workspace *ws)
+/* With several ranks: every rank's blocks summed in tree order into grad,
+ * with the losses, hits and stop flag, once this rank's blocks are done. */
+static void gather_ranks(void *ctx)
 {
-    uint32_t k;
-    while (claim(&b->next_block, gen, b->local_blocks, &k)) {
-        run_block(r, b, b->first_block + k, ws);
-        atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
-    }
-    /* With several ranks, the chunks wait until thread 0 has gathered every
-     * rank's blocks; alone, they start as soon as the blocks are done. */
-    unsigned spins = 0;
-    while (dist_size() > 1 ? atomic_load_explicit(&b->ready, memory_order_acquire) != gen
-                           : atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks) {
-        if (atomic_load_explicit(&b->gen, memory_order_acquire) != gen)
-            return;
-        backoff(&spins);
-    }
-    while (claim(&b->next_chunk, gen, b->nchunks, &k)) {
-        run_chunk(r, b, k);
-        atomic_fetch_add_explicit(&b->done_chunks, 1, memory_order_acq_rel);
-    }
+    batch_job *b = ctx;
+    run *r = b->r;
+    dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, b->per, b->bs, r->stop && *r->stop };
+    if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, b->nblocks, r->grad, &x, &r->dist_err) != 0)
+        r->dist_failed = 1;
+    r->stop_seen = x.flag;
 }
 
 /* Thread 0: one mini-batch of BS samples starting at order[start]. */
-static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_t epoch, float lr,
-                        net_workspace *ws)
+static void train_batch(run *r, batch_sched *sched, batch_job *b, size_t start, size_t bs, uint64_t epoch,
+                        float lr, net_workspace *ws)
 {
     size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
     const size_t per = (bs + nblocks - 1) / nblocks;
     nblocks = (bs + per - 1) / per;
-    uint32_t gen = atomic_load_explicit(&b->gen, memory_order_relaxed) + 1;
 
     optim_begin_step(&r->opt);
     b->start = start;
     b->bs = bs;
     b->per = per;
-    b->nblocks = (uint32_t)nblocks;
+    b->nblocks = nblocks;
     size_t first, end;
     dist_share(nblocks, dist_rank(), &first, &end);
-    b->first_block = (uint32_t)first;
-    b->local_blocks = (uint32_t)(end - first);
     b->summed = dist_size() > 1;
     b->npairs = b->summed ? 0 : (uint32_t)tree_pairs(nblocks, tree_root(nblocks), NULL, 0, b->pairs);
-    b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
     b->epoch = epoch;
     b->lr = lr;
-    atomic_store_explicit(&b->done_blocks, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->done_chunks, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->next_chunk, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&b->next_block, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&b->gen, gen, memory_order_release);
-
-    if (dist_size() > 1) {
-        /* Thread 0 is the one that talks to MPI: it helps with the blocks,
-         * waits for them, sums the tree with the other ranks, then opens the
-         * optimizer step. */
-        uint32_t k;
-        while (claim(&b->next_block, gen, b->local_blocks, &k)) {
-            run_block(r, b, b->first_block + k, ws);
-            atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
-        }
-        unsigned spins = 0;
-        while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
-            backoff(&spins);
-        dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, per, bs, r->stop && *r->stop };
-        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &x, &r->dist_err) != 0)
-            r->dist_failed = 1;
-        r->stop_seen = x.flag;
-        atomic_store_explicit(&b->ready, gen, memory_order_release);
-    }
-    work_on(r, b, gen, ws);
-    unsigned spins = 0;
-    while (atomic_load_explicit(&b->done_chunks, memory_order_acquire) < b->nchunks)
-        backoff(&spins);
+    /* Thread 0 is the one that talks to MPI (gather_ranks). */
+    const size_t nchunks = (r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK;
+    sched_step(sched, (uint32_t)first, (uint32_t)(end - first), (uint32_t)nchunks, b->summed ? gather_ranks : NULL,
+               ws);
 
     for (size_t s = 0; s < bs; s++) {
         r->state.loss_sum += r->losses[s];
@@ -459,23 +382,6 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     }
     r->state.seen += bs;
     r->state.step++;
-}
-
-/* The other threads: work on each new batch until the epoch ends. */
-static void train_helper(run *r, batch_sched *b, net_workspace *ws)
-{
-    uint32_t seen = atomic_load_explicit(&b->gen, memory_order_acquire);
-    unsigned spins = 0;
-    while (!atomic_load_explicit(&b->quit, memory_order_acquire)) {
-        uint32_t gen = atomic_load_explicit(&b->gen, memory_order_acquire);
-        if (gen != seen) {
-            seen = gen;
-            work_on(r, b, gen, ws);
-            spins = 0;
-        } else {
-            backoff(&spins);
-        }
-    }
 }
 
 /* Accuracy and mean loss on COUNT images from FIRST; each rank takes its
@@ -570,13 +476,14 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         double t0 = timer_now(), last_progress = t0;
         size_t done_before = (size_t)(r.state.batch * B);
         float lr = 0.0f;
-        /* Thread 0 runs the batches; the others help (see batch_sched). The
+        /* Thread 0 runs the batches; the others help (batch_sched.h). The
          * loop cannot leave the parallel region early, so a stop or a
          * divergence is recorded and handled after it. */
         uint64_t stop_at = UINT64_MAX, diverged_at = UINT64_MAX;
         double diverged_loss = 0.0;
+        batch_job job = { .r = &r };
         batch_sched sched;
-        memset(&sched, 0, sizeof sched);
+        sched_init(&sched, &(sched_work){ run_block, run_chunk, &job });
 #pragma omp parallel num_threads(r.nthreads)
         {
             int tid = 0;
@@ -584,7 +491,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             tid = omp_get_thread_num();
 #endif
             if (tid != 0) {
-                train_helper(&r, &sched, &r.ws[tid]);
+                sched_help(&sched, &r.ws[tid]);
             } else {
                 for (uint64_t b = r.state.batch; b < nbatches; b++) {
                     /* With MPI, each batch's exchange carries the stop flag. */
@@ -595,7 +502,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
                     lr = (float)schedule_lr(cfg, r.state.step, nbatches);
                     double loss_before = r.state.loss_sum;
-                    train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    train_batch(&r, &sched, &job, start, bs, epoch, lr, &r.ws[0]);
                     double batch_loss = (r.state.loss_sum - loss_before) / (double)bs;
                     runlog_add_step(&steps_log, r.state.step, epoch + 1, batch_loss, lr);
                     if (r.dist_failed)
@@ -618,7 +525,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                                               (double)(done - done_before) / (now - t0));
                     }
                 }
-                atomic_store_explicit(&sched.quit, 1, memory_order_release);
+                sched_quit(&sched);
             }
         }
         if (r.dist_failed) {

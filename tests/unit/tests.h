@@ -39,6 +39,7 @@ extern const test_group tree_group;       /* test_tree.c: the summation tree, ac
 extern const test_group cli_group;        /* test_cli.c: the command line and its option table */
 extern const test_group files_group;      /* test_files.c: reads, publication, locks, temp files */
 extern const test_group runlog_group;     /* test_runlog.c: the metrics CSV and the step log */
+extern const test_group sched_group;      /* test_sched.c: the batch scheduler under stress */
 
 /* ---- test data ---- */
 
