@@ -7,6 +7,16 @@
 #include "runlog.h"
 #include "tests.h"
 
+/* PATH holds exactly WANT. */
+static void assert_file_is(const char *path, const char *want)
+{
+    size_t len;
+    char *text = (char *)read_file(path, &len);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(text, want, len);
+    free(text);
+}
+
 static void test_metrics_round_trip(void **state)
 {
     const char *dir = *state, *path = path_in(dir, "m.csv");
@@ -20,13 +30,8 @@ static void test_metrics_round_trip(void **state)
     runlog_add_epoch(&w, row);
     assert_ok(runlog_publish(&w, &err), &err);
     runlog_free(&w);
-    size_t len;
-    char *text = (char *)read_file(path, &len);
-    const char want[] = "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
-                        "3,0.250000,0.900000,-1.000000,0.950000,0.0263535,10509.5,0.171,0.500000,-1.000000\n";
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(text, want, len);
-    free(text);
+    assert_file_is(path, "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
+                         "3,0.250000,0.900000,-1.000000,0.950000,0.0263535,10509.5,0.171,0.500000,-1.000000\n");
     metrics m;
     assert_ok(read_metrics(path, &m, &err), &err);
     assert_int_equal(m.n, 1);
@@ -56,13 +61,8 @@ static void test_steps_resume(void **state)
     runlog_add_step(&w, 4, 1, 9.0, 0.05f);
     assert_ok(runlog_publish(&w, &err), &err);
     runlog_free(&w);
-    size_t len;
-    char *text = (char *)read_file(path, &len);
-    const char want[] = "step,epoch,loss,lr\n1,1,2.500000,0.05\n2,1,1.250000,0.05\n3,1,0.833333,0.05\n"
-                        "4,1,9.000000,0.05\n";
-    assert_int_equal(len, strlen(want));
-    assert_memory_equal(text, want, len);
-    free(text);
+    assert_file_is(path, "step,epoch,loss,lr\n1,1,2.500000,0.05\n2,1,1.250000,0.05\n3,1,0.833333,0.05\n"
+                         "4,1,9.000000,0.05\n");
     step_log sl;
     assert_ok(read_steps(path, &sl, &err), &err);
     assert_int_equal(sl.n, 4);
