@@ -2,7 +2,7 @@
  * config that describes the architecture, float32 weights, and for resuming
  * the optimizer state and training position, closed by a CRC-32. A model
  * file is a checkpoint without the training state. Files are published
- * atomically (temp file, fsync, rename, fsync of the directory), so a reader
+ * atomically (files.h: temp file, fsync, rename, fsync of the directory), so a reader
  * sees the old file or the new one, never a mix. */
 #ifndef TRAINER_CHECKPOINT_H
 #define TRAINER_CHECKPOINT_H
@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "files.h" /* atomic_write_file: how models are published */
 #include "network.h"
 #include "optim.h"
 #include "provenance.h"
@@ -52,11 +53,5 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
  * empty version. Free it with provenance_free. */
 int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer *opt, train_state *state,
                          provenance *prov, tr_error *err);
-
-/* Writes LEN bytes to PATH atomically; shared by models and reports. */
-int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err);
-
-/* Creates the directories above PATH that are missing (mkdir -p). */
-int make_parent_dirs(const char *path, tr_error *err);
 
 #endif

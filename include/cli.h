@@ -39,6 +39,25 @@ typedef struct {
     char **argv;
 } cli_args;
 
+/* cli_parse.c: fills *a from the command line (getopt_long: --opt VALUE,
+ * --opt=VALUE, -j N, -jN, bundled short options, "--" before positionals).
+ * Returns 0, or an exit status after printing the error. */
+int cli_parse(int argc, char **argv, cli_args *a);
+
+/* One row of the option table that cli_parse and --help share. */
+typedef struct {
+    const char *name; /* long name, without "--" */
+    int val;          /* the short letter, or 256 and up for none */
+    const char *arg;  /* the value's name in --help, NULL: takes none */
+    const char *help;
+    unsigned commands; /* bit (1 << cli_command) where it has effect */
+    int strict;        /* refused outside `commands` (else ignored there) */
+} cli_option;
+
+const cli_option *cli_options(size_t *n);
+/* --help's option list, one line per row of the table. */
+void cli_options_usage(FILE *f);
+
 int cli_train(const cli_args *a);
 int cli_eval(const cli_args *a);
 int cli_predict(const cli_args *a);

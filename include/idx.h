@@ -22,7 +22,8 @@ typedef struct {
  * file it could parse. Content that is neither IDX nor a format read here
  * (model, PGM, PNG, JPEG) is returned as its first bytes only, since every
  * parser refuses it by its magic; and IDX content is read no further than
- * its header says (a gzip bomb or a device stops there). */
+ * its header says (a gzip bomb or a device stops there). files_read_all
+ * (files.h) does the reading; this module says how far content may go. */
 int idx_slurp(const char *path, uint8_t **data, size_t *len, tr_error *err);
 
 /* The same, and SHA256 (32 bytes, may be NULL) gets the hash of the file's

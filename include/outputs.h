@@ -4,7 +4,7 @@
  * device, its folder creatable and writable, not one of the data files, no
  * two the same) and locked for the life of the process, so that two
  * trainers never write one file; then the temp files a killed writer left
- * beside them are cleared. */
+ * beside them are cleared (files.h does the locking and the clearing). */
 #ifndef TRAINER_OUTPUTS_H
 #define TRAINER_OUTPUTS_H
 
@@ -16,10 +16,5 @@
  * TR_EINPUT; a path another trainer holds fails with TR_ERUNTIME naming its
  * pid. The locks last until the process exits. */
 int outputs_claim(const config *cfg, tr_error *err);
-
-/* Removes the temp files (PATH.tmp.XXXXXX, as mkstemp names them) that a
- * killed writer of PATH left; PATH is a name, never a pattern. Call it only
- * while holding PATH's lock. */
-void outputs_remove_stale_temps(const char *path);
 
 #endif

@@ -85,8 +85,4 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
 /* The checkpoint path: output.checkpoint, or output.model + ".ckpt". */
 void train_checkpoint_path(const config *cfg, char *out, size_t size);
 
-/* The per-step loss log beside a metrics file: NAME.steps.csv for NAME.csv
- * (else METRICS.steps.csv); "" when there is no metrics file. */
-void train_steps_path(const char *metrics, char *out, size_t size);
-
 #endif

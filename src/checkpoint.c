@@ -11,11 +11,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "files.h"
 #include "idx.h"
 
 #define FLAG_TRAIN_STATE 1u
 #define FLAG_PROVENANCE 2u
-#define MODEL_MAX_BYTES ((size_t)1 << 31)
 
 /* ---- little-endian encoding into a growing buffer ---- */
 
@@ -122,87 +122,6 @@ static int get_f32s(reader *r, float *v, size_t n)
         uint32_t u = 0;
         get_u32(r, &u);
         memcpy(&v[i], &u, 4);
-    }
-    return 0;
-}
-
-/* ---- atomic publication ---- */
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-int atomic_write_file(const char *path, const void *data, size_t len, tr_error *err)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16), *dircopy = strdup(path);
-    if (!tmp || !dircopy) {
-        free(tmp);
-        free(dircopy);
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int rc = -1;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot create temporary file: %s", path, strerror(errno));
-        goto out;
-    }
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: write failed: %s; the previous file is untouched", path,
-                strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (fchmod(fd, 0644) != 0 || close(fd) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot finish temporary file: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    /* The rename is durable only once the directory entry is on disk. */
-    int dfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    rc = 0;
-out:
-    free(tmp);
-    free(dircopy);
-    return rc;
-}
-
-int make_parent_dirs(const char *path, tr_error *err)
-{
-    char buf[CONFIG_PATH_MAX];
-    if (strlen(path) >= sizeof buf)
-        return tr_fail(err, TR_EINPUT, "%s: path too long", path);
-    strcpy(buf, path);
-    for (char *p = buf + (buf[0] != '\0'); *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            tr_fail(err, TR_ERUNTIME, "%s: cannot create directory %s: %s", path, buf, strerror(errno));
-            return -1;
-        }
-        *p = '/';
     }
     return 0;
 }

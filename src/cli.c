@@ -15,6 +15,7 @@
 #include "data.h"
 #include "dist.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "image.h"
 #include "layers.h"
@@ -25,6 +26,8 @@
 #include "outputs.h"
 #include "pgm.h"
 #include "report.h"
+#include "runlog.h"
+#include "session.h"
 #include "threads.h"
 #include "timer.h"
 #include "train.h"
@@ -89,14 +92,10 @@ void cli_usage(FILE *f)
           "         a model trained from CONFIG now would be made of; both with a fingerprint\n"
           "         of version, config and data that is equal when nothing changed.\n"
           "\n"
-          "options:\n"
-          "  --set SECTION.KEY=VALUE  override a config key (layers: layer.NAME.KEY); repeatable\n"
-          "  --resume CKPT            continue training from a checkpoint\n"
-          "  --init MODEL             start from MODEL's weights (warm start; same architecture)\n"
-          "  --threads N, -j N        OpenMP threads (default: OMP_NUM_THREADS, else all cores)\n"
-          "  --quiet, -q              no per-epoch lines or progress bar, only the result\n"
-          "  --json                   info, predict: JSON for scripts instead of text\n"
-          "\n"
+          "options:\n",
+          f);
+    cli_options_usage(f);
+    fputs("\n"
           "exit status: 0 success, 1 runtime failure (also a failed write to standard output),\n"
           "             2 bad usage, config or data, 129/130/143 stopped by SIGHUP/SIGINT/SIGTERM:\n"
           "             during training after writing a checkpoint, before it at once (see README)\n",
@@ -252,7 +251,7 @@ static void print_warnings(const report_result *res)
 static int write_report(const cli_args *a, const config *cfg, int live_epoch, int say_warnings, tr_error *err)
 {
     char steps[CONFIG_PATH_MAX + 16], command[4096];
-    train_steps_path(cfg->metrics, steps, sizeof steps);
+    runlog_steps_path(cfg->metrics, steps, sizeof steps);
     command_line(a, command, sizeof command);
     report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, a->threads,
                           NULL, 0, command, live_epoch, threads_resolve(a->threads) };
@@ -429,71 +428,43 @@ int cli_report(const cli_args *a)
 
 int cli_export(const cli_args *a)
 {
-    config cfg;
-    network net;
+    model_session s;
     tr_error err = { 0 };
-    if (checkpoint_load(a->model, &cfg, &net, NULL, NULL, &err) != 0)
+    if (session_open(&s, a->model, NULL, 0, NULL, &err) != 0) /* --set has never applied here */
         return fail_with(&err);
-    int rc = onnx_export(a->onnx_out, &cfg, &net, a->bare, &err);
+    int rc = onnx_export(a->onnx_out, &s.cfg, &s.net, a->bare, &err);
     if (rc == 0 && !a->quiet)
-        printf("onnx: %s  (opset 13; input [N,1,%d,%d] %s; output %s [N,%d])\n", a->onnx_out, net.input_size,
-               net.input_size, a->bare ? "normalised" : "raw pixels 0..255", a->bare ? "logits" : "probabilities",
-               net.classes);
-    net_free(&net);
+        printf("onnx: %s  (opset 13; input [N,1,%d,%d] %s; output %s [N,%d])\n", a->onnx_out, s.net.input_size,
+               s.net.input_size, a->bare ? "normalised" : "raw pixels 0..255", a->bare ? "logits" : "probabilities",
+               s.net.classes);
+    session_close(&s);
     return rc == 0 ? 0 : fail_with(&err);
 }
 
 /* ---- eval and predict ---- */
 
-static int load_model(const cli_args *a, config *cfg, network *net, tr_error *err)
-{
-    if (checkpoint_load(a->model, cfg, net, NULL, NULL, err) != 0)
-        return -1;
-    for (int i = 0; i < a->nsets; i++)
-        if (strncmp(a->sets[i], "data.", 5) != 0) {
-            net_free(net);
-            return tr_fail(err, TR_EINPUT, "--set %s: only data.* keys apply to a trained model", a->sets[i]);
-        }
-    if (apply_sets(cfg, a, err) != 0) {
-        net_free(net);
-        return -1;
-    }
-    return 0;
-}
-
 int cli_eval(const cli_args *a)
 {
-    config cfg;
-    network net;
-    dataset test;
+    model_session s;
     eval_result res;
     tr_error err = { 0 };
-    if (load_model(a, &cfg, &net, &err) != 0)
-        return fail_with(&err);
     int rc = 0, nthreads = threads_resolve(a->threads);
-    net_workspace *ws = NULL;
-    if (dataset_load(&test, cfg.test_images, cfg.test_labels, (unsigned)cfg.classes,
-                     (size_t)cfg.test_limit, &err) != 0) {
-        net_free(&net);
-        return fail_with(&err);
-    }
-    if (test.rows != (uint32_t)cfg.input_size || test.cols != (uint32_t)cfg.input_size) {
-        tr_fail(&err, TR_EINPUT, "%s: images are %ux%u but the model takes %dx%d", cfg.test_images, test.rows,
-                test.cols, cfg.input_size, cfg.input_size);
+    if (session_open(&s, a->model, a->sets, a->nsets, NULL, &err) != 0 || session_load_test(&s, NULL, &err) != 0) {
         rc = fail_with(&err);
         goto out;
     }
     double t0 = timer_now();
-    if (!(ws = net_workspaces_create(&net, nthreads, &err)) ||
-        eval_dataset(&net, &test, 0, test.count, cfg.normalize, ws, nthreads, &res, NULL, NULL, &err) != 0) {
+    if (session_workspaces(&s, nthreads, &err) != 0 ||
+        eval_dataset(&s.net, &s.test, 0, s.test.count, s.cfg.normalize, s.ws, nthreads, &res, NULL, NULL,
+                     &err) != 0) {
         rc = fail_with(&err);
         goto out;
     }
     double secs = timer_now() - t0;
-    int k = cfg.classes;
+    int k = s.cfg.classes;
     if (!a->quiet) {
-        printf("model %s on %s: %zu images in %.3f s, %d thread%s, mean loss %.4f\n\n", a->model, cfg.test_images,
-               test.count, secs, nthreads, nthreads == 1 ? "" : "s", res.loss);
+        printf("model %s on %s: %zu images in %.3f s, %d thread%s, mean loss %.4f\n\n", a->model, s.cfg.test_images,
+               s.test.count, secs, nthreads, nthreads == 1 ? "" : "s", res.loss);
         printf("class  count  precision  recall\n");
         for (int c = 0; c < k; c++) {
             uint64_t tp = res.confusion[(size_t)c * k + c], actual = 0, predicted = 0;
@@ -518,9 +489,7 @@ int cli_eval(const cli_args *a)
     printf("accuracy: %.4f (%zu/%zu)\n", (double)res.correct / (double)res.total, res.correct, res.total);
     eval_result_free(&res);
 out:
-    net_workspaces_free(ws, nthreads);
-    dataset_free(&test);
-    net_free(&net);
+    session_close(&s);
     return rc;
 }
 
@@ -596,22 +565,19 @@ static int save_input(const char *dir, const char *path, long index, const uint8
 
 int cli_predict(const cli_args *a)
 {
-    config cfg;
-    network net;
-    net_workspace ws;
+    model_session s;
     tr_error err = { 0 };
-    if (load_model(a, &cfg, &net, &err) != 0)
-        return fail_with(&err);
-    if (net_workspace_create(&ws, &net, &err) != 0) {
-        net_free(&net);
+    if (session_open(&s, a->model, a->sets, a->nsets, NULL, &err) != 0 || session_workspaces(&s, 1, &err) != 0) {
+        session_close(&s);
         return fail_with(&err);
     }
+    const config *cfg = &s.cfg;
     float probs[256];
-    int side = cfg.input_size;
+    int side = cfg->input_size;
     uint8_t *seen = malloc((size_t)side * side); /* what the network sees */
     int rc = seen ? 0 : cli_error(TR_ERUNTIME, "out of memory");
     if (!a->json && rc == 0)
-        printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg.classes - 1);
+        printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg->classes - 1);
     for (int i = 0; i < a->ninputs && rc == 0 && !ferror(stdout); i++) {
         const char *path = a->inputs[i];
         uint8_t *data = NULL;
@@ -652,15 +618,14 @@ int cli_predict(const cli_args *a)
                 rc = fail_with(&err);
                 break;
             }
-            classify(&net, &ws, seen, cfg.normalize, probs);
-            (a->json ? print_prediction_json : print_prediction)(path, index, probs, cfg.classes);
+            classify(&s.net, &s.ws[0], seen, cfg->normalize, probs);
+            (a->json ? print_prediction_json : print_prediction)(path, index, probs, cfg->classes);
         }
         image_free(&img);
         free(data);
     }
     free(seen);
-    net_workspace_free(&ws);
-    net_free(&net);
+    session_close(&s);
     return rc;
 }
 

@@ -8,13 +8,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "checkpoint.h"
 #include "cli.h"
 #include "config.h"
 #include "digest.h"
 #include "json.h"
 #include "network.h"
 #include "provenance.h"
+#include "session.h"
 #include "version.h"
 
 typedef struct {
@@ -93,13 +93,16 @@ static int gather_model(info *in, const cli_args *a, tr_error *err)
     in->path = a->model;
     if (a->nsets)
         return tr_fail(err, TR_EINPUT, "--set applies to 'trainer info --config CONFIG' only");
-    network net;
-    if (checkpoint_load_prov(a->model, &in->cfg, &net, NULL, NULL, &in->prov, err) != 0)
+    model_session s;
+    if (session_open(&s, a->model, NULL, 0, &in->prov, err) != 0) {
+        session_close(&s);
         return -1;
+    }
+    in->cfg = s.cfg;
     in->has_weights = 1;
-    in->nparams = net.nparams;
-    weights_digest(&net, in->weights_sha256);
-    net_free(&net);
+    in->nparams = s.net.nparams;
+    weights_digest(&s.net, in->weights_sha256);
+    session_close(&s);
     in->has_prov = in->prov.version[0] != '\0';
     if (!in->has_prov)
         return 0;

@@ -6,6 +6,7 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "files.h"
 #include "onnx/onnx.pb-c.h"
 #include "version.h"
 

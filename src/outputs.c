@@ -1,17 +1,14 @@
 #include "outputs.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
+#include "files.h"
+#include "runlog.h"
 #include "train.h"
 
 typedef struct {
@@ -68,15 +65,11 @@ static int lock_one(output *o, int nheld, const output *held, tr_error *err)
     tr_error mk = { 0 };
     if (make_parent_dirs(lock, &mk) != 0)
         return tr_fail(err, TR_EINPUT, "%s: %s", o->key, mk.msg);
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    struct stat st;
+    int fd = files_lock_open(lock, &st);
     if (fd < 0)
         return tr_fail(err, TR_EINPUT, "%s = %s: cannot create the lock file %s: %s", o->key, o->path, lock,
                        strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return tr_fail(err, TR_ERUNTIME, "%s: cannot stat: %s", lock, strerror(errno));
-    }
     for (int i = 0; i < nheld; i++)
         if (held[i].lock_dev == st.st_dev && held[i].lock_ino == st.st_ino) {
             close(fd);
@@ -84,27 +77,16 @@ static int lock_one(output *o, int nheld, const output *held, tr_error *err)
         }
     o->lock_dev = st.st_dev;
     o->lock_ino = st.st_ino;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = '\0';
-        pid[strcspn(pid, "\n")] = '\0';
-        close(fd);
-        /* The pid is the last holder's; name it only if it still runs (a
-         * lock taken by other means, flock(1) say, leaves an old one). */
-        long holder = strtol(pid, NULL, 10);
-        if (holder <= 0 || (kill((pid_t)holder, 0) != 0 && errno != EPERM))
-            pid[0] = '\0';
+    long holder;
+    if (files_lock_take(fd, &holder) != 0) {
+        char pid[48] = "";
+        if (holder)
+            snprintf(pid, sizeof pid, " (pid %ld)", holder);
         const char *is_model = !strcmp(o->key, "output.model") ? "this model"
                                : o->is_dir                      ? "this folder"
                                                                 : "this file";
-        return tr_fail(err, TR_ERUNTIME, "%s: another trainer%s%s%s is writing %s; wait for it or set %s", o->path,
-                       pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", is_model, o->key);
-    }
-    char line[32];
-    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)len, 0) != len) {
-        /* The lock holds without the pid; the pid only makes the message nicer. */
+        return tr_fail(err, TR_ERUNTIME, "%s: another trainer%s is writing %s; wait for it or set %s", o->path, pid,
+                       is_model, o->key);
     }
     return 0; /* fd stays open: the lock lasts until the process exits */
 }
@@ -122,7 +104,7 @@ int outputs_claim(const config *cfg, tr_error *err)
         outs[n].key = "output.metrics";
         snprintf(outs[n++].path, sizeof outs[0].path, "%s", cfg->metrics);
         outs[n].key = "output.metrics (its step log)";
-        train_steps_path(cfg->metrics, outs[n++].path, sizeof outs[0].path);
+        runlog_steps_path(cfg->metrics, outs[n++].path, sizeof outs[0].path);
     }
     if (cfg->report[0]) {
         outs[n].key = "output.report";
@@ -139,35 +121,6 @@ int outputs_claim(const config *cfg, tr_error *err)
     /* The locks are ours: no one else is mid-write. */
     for (int i = 0; i < n; i++)
         if (!outs[i].is_dir)
-            outputs_remove_stale_temps(outs[i].path);
+            files_remove_stale_temps(outs[i].path);
     return 0;
-}
-
-void outputs_remove_stale_temps(const char *path)
-{
-    char dir[CONFIG_PATH_MAX + 24];
-    const char *base = base_name(path);
-    size_t dlen = (size_t)(base - path), blen = strlen(base);
-    if (dlen >= sizeof dir || blen == 0)
-        return;
-    memcpy(dir, path, dlen);
-    dir[dlen] = '\0';
-    DIR *d = opendir(dlen ? dir : ".");
-    if (!d)
-        return;
-    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *name = e->d_name;
-        /* NAME.tmp. and the six characters mkstemp chose, compared as text. */
-        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0)
-            continue;
-        const char *tail = name + blen + 5;
-        if (strlen(tail) != 6 || strspn(tail, alnum) != 6)
-            continue;
-        char victim[2 * CONFIG_PATH_MAX + 64];
-        if (snprintf(victim, sizeof victim, "%s%s", dir, name) < (int)sizeof victim)
-            unlink(victim);
-    }
-    closedir(d);
 }

@@ -14,10 +14,12 @@
 #include "config.h"
 #include "data.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "network.h"
 #include "report_img.h"
 #include "runlog.h"
+#include "session.h"
 #include "svg.h"
 #include "threads.h"
 #include "timer.h"
@@ -33,12 +35,9 @@
 typedef struct {
     const char *model;
     char metrics_path[PATH_LEN], steps_path[PATH_LEN];
-    config cfg;
-    network net;
-    int loaded;
+    model_session s; /* the model and its test set */
     metrics m;
     step_log steps;
-    dataset test;
     eval_result res;
     uint8_t *pred;
     float *conf;
@@ -97,10 +96,10 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
         return;
     int row = metrics_model_row(m), last = (int)m->col[M_EPOCH][m->n - 1], nwarn = c->out->nwarnings;
     r->model_epoch = (int)m->col[M_EPOCH][row];
-    if (c->o->live_epoch == 0 && last != r->cfg.epochs)
+    if (c->o->live_epoch == 0 && last != r->s.cfg.epochs)
         warn(c, "%s ends at epoch %d, but %s was configured for %d epochs: another run's metrics, or a run "
                 "that stopped early",
-             r->metrics_path, last, r->model, r->cfg.epochs);
+             r->metrics_path, last, r->model, r->s.cfg.epochs);
     double measured = (double)r->res.correct / (double)r->res.total, recorded = m->col[M_TEST_ACC][row];
     if (!data_overridden && fabs(measured - recorded) > 1.5e-6)
         warn(c, "%s does not belong to %s: the model scores %.2f%% on its test set, but the metrics record "
@@ -114,14 +113,8 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
 
 /* Points the test-set error at the way out when the model's own relative
  * paths do not resolve from here. */
-static void hint_test_set(tr_error *err)
-{
-    static const char hint[] = " (the test set named in the model's config; give it with "
-                               "--set data.test_images=PATH --set data.test_labels=PATH)";
-    size_t n = strlen(err->msg);
-    if (n + sizeof hint <= sizeof err->msg)
-        memcpy(err->msg + n, hint, sizeof hint);
-}
+static const char test_set_hint[] = " (the test set named in the model's config; give it with "
+                                    "--set data.test_images=PATH --set data.test_labels=PATH)";
 
 static int gather_run(report_ctx *c, run_data *r, const char *model, const char *metrics_opt,
                       const char *steps_opt, tr_error *err)
@@ -129,14 +122,8 @@ static int gather_run(report_ctx *c, run_data *r, const char *model, const char 
     r->model = model;
     if (stat(model, &r->st) != 0)
         return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", model, strerror(errno));
-    if (checkpoint_load(model, &r->cfg, &r->net, NULL, NULL, err) != 0)
+    if (session_open(&r->s, model, c->o->sets, c->o->nsets, NULL, err) != 0)
         return -1;
-    r->loaded = 1;
-    for (int i = 0; i < c->o->nsets; i++)
-        if (strncmp(c->o->sets[i], "data.", 5) != 0)
-            return tr_fail(err, TR_EINPUT, "--set %s: only data.* keys apply to a trained model", c->o->sets[i]);
-        else if (config_set(&r->cfg, c->o->sets[i], err) != 0)
-            return -1;
     if (metrics_opt)
         snprintf(r->metrics_path, sizeof r->metrics_path, "%s", metrics_opt);
     else
@@ -144,31 +131,24 @@ static int gather_run(report_ctx *c, run_data *r, const char *model, const char 
     if (steps_opt) {
         snprintf(r->steps_path, sizeof r->steps_path, "%s", steps_opt);
     } else {
-        train_steps_path(r->metrics_path, r->steps_path, sizeof r->steps_path);
+        runlog_steps_path(r->metrics_path, r->steps_path, sizeof r->steps_path);
         if (r->steps_path[0] && access(r->steps_path, R_OK) != 0)
             r->steps_path[0] = '\0';
     }
     if ((r->metrics_path[0] && read_metrics(r->metrics_path, &r->m, err) != 0) ||
         (r->steps_path[0] && read_steps(r->steps_path, &r->steps, err) != 0))
         return -1;
-    if (dataset_load(&r->test, r->cfg.test_images, r->cfg.test_labels, (unsigned)r->cfg.classes,
-                     (size_t)r->cfg.test_limit, err) != 0) {
-        if (err->code == TR_EINPUT)
-            hint_test_set(err);
+    if (session_load_test(&r->s, test_set_hint, err) != 0)
         return -1;
-    }
-    if (r->test.rows != (uint32_t)r->cfg.input_size || r->test.cols != (uint32_t)r->cfg.input_size)
-        return tr_fail(err, TR_EINPUT, "%s: images are %ux%u but the model takes %dx%d", r->cfg.test_images,
-                       r->test.rows, r->test.cols, r->cfg.input_size, r->cfg.input_size);
-    if (r->test.count == 0)
-        return tr_fail(err, TR_EINPUT, "%s: no test images", r->cfg.test_images);
-    r->pred = tr_calloc(r->test.count, 1, err);
-    r->conf = tr_calloc(r->test.count, sizeof(float), err);
-    net_workspace *ws = r->pred && r->conf ? net_workspaces_create(&r->net, c->nthreads, err) : NULL;
+    if (r->s.test.count == 0)
+        return tr_fail(err, TR_EINPUT, "%s: no test images", r->s.cfg.test_images);
+    r->pred = tr_calloc(r->s.test.count, 1, err);
+    r->conf = tr_calloc(r->s.test.count, sizeof(float), err);
+    net_workspace *ws = r->pred && r->conf ? net_workspaces_create(&r->s.net, c->nthreads, err) : NULL;
     if (!ws)
         return -1;
     double t0 = timer_now();
-    int rc = eval_dataset(&r->net, &r->test, 0, r->test.count, r->cfg.normalize, ws, c->nthreads, &r->res,
+    int rc = eval_dataset(&r->s.net, &r->s.test, 0, r->s.test.count, r->s.cfg.normalize, ws, c->nthreads, &r->res,
                           r->pred, r->conf, err);
     r->eval_secs = timer_now() - t0;
     if (r == &c->runs[0] && rc == 0)
@@ -186,9 +166,7 @@ static void run_free(run_data *r, net_workspace *ws, int nthreads)
     eval_result_free(&r->res);
     free(r->pred);
     free(r->conf);
-    dataset_free(&r->test);
-    if (r->loaded)
-        net_free(&r->net);
+    session_close(&r->s);
     metrics_free(&r->m);
     steps_free(&r->steps);
 }
@@ -219,32 +197,30 @@ static int publish(const report_ctx *c, const char *name, tr_error *err)
     char tmp[PATH_LEN], final_path[PATH_LEN];
     if (tmp_path(c, tmp, name, err) || out_path(c, final_path, name, err))
         return -1;
-    if (rename(tmp, final_path) != 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: cannot rename into place: %s", final_path, strerror(errno));
-    return 0;
+    return files_publish(tmp, final_path, err);
 }
 
 static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
 {
     run_data *r = &c->runs[0];
     char name[PATH_LEN], path[PATH_LEN];
-    for (int i = 0; i < r->net.nlayers; i++) {
-        const net_layer *l = &r->net.layers[i];
+    for (int i = 0; i < r->s.net.nlayers; i++) {
+        const net_layer *l = &r->s.net.layers[i];
         snprintf(name, sizeof name, "kernels-%s.png", l->name);
         if (l->kind == LAYER_CONV &&
-            (tmp_path(c, path, name, err) || report_kernels_png(&r->net, l, path, &sheets[i], err) ||
+            (tmp_path(c, path, name, err) || report_kernels_png(&r->s.net, l, path, &sheets[i], err) ||
              publish(c, name, err)))
             return -1;
     }
-    size_t nfeat = r->test.count < FEATURE_IMAGES ? r->test.count : FEATURE_IMAGES;
+    size_t nfeat = r->s.test.count < FEATURE_IMAGES ? r->s.test.count : FEATURE_IMAGES;
     for (size_t s = 0; s < nfeat; s++) {
         snprintf(name, sizeof name, "input-%zu.png", s);
-        if (tmp_path(c, path, name, err) || report_digit_png(&r->test, s, 4, path, err) || publish(c, name, err))
+        if (tmp_path(c, path, name, err) || report_digit_png(&r->s.test, s, 4, path, err) || publish(c, name, err))
             return -1;
-        data_sample(c->ws[0].acts[0], &r->test, s, r->cfg.normalize, 0, 0);
-        net_forward(&r->net, &c->ws[0]);
-        for (int i = 0; i < r->net.nlayers; i++) {
-            const net_layer *l = &r->net.layers[i];
+        data_sample(c->ws[0].acts[0], &r->s.test, s, r->s.cfg.normalize, 0, 0);
+        net_forward(&r->s.net, &c->ws[0]);
+        for (int i = 0; i < r->s.net.nlayers; i++) {
+            const net_layer *l = &r->s.net.layers[i];
             snprintf(name, sizeof name, "features-%s-%zu.png", l->name, s);
             if (l->kind == LAYER_CONV &&
                 (tmp_path(c, path, name, err) ||
@@ -255,11 +231,11 @@ static int images(report_ctx *c, kernel_sheet *sheets, int *nmis, tr_error *err)
         }
     }
     *nmis = 0;
-    for (size_t s = 0; s < r->test.count && *nmis < MAX_MISCLASSIFIED; s++) {
-        if (r->pred[s] == r->test.labels[s])
+    for (size_t s = 0; s < r->s.test.count && *nmis < MAX_MISCLASSIFIED; s++) {
+        if (r->pred[s] == r->s.test.labels[s])
             continue;
         snprintf(name, sizeof name, "wrong-%zu.png", s);
-        if (tmp_path(c, path, name, err) || report_digit_png(&r->test, s, 3, path, err) || publish(c, name, err))
+        if (tmp_path(c, path, name, err) || report_digit_png(&r->s.test, s, 3, path, err) || publish(c, name, err))
             return -1;
         (*nmis)++;
     }
@@ -437,7 +413,7 @@ static void section_banners(FILE *f, const report_ctx *c)
     if (c->o->live_epoch > 0)
         fprintf(f, "<p class=\"live\">Training in progress: epoch %d of %d done. This page reloads every 10 s "
                    "until the run ends.</p>\n",
-                c->o->live_epoch, c->runs[0].cfg.epochs);
+                c->o->live_epoch, c->runs[0].s.cfg.epochs);
     for (int i = 0; i < c->out->nwarnings; i++) {
         fputs("<p class=\"warn\" role=\"alert\">Warning: ", f);
         esc(f, c->out->warnings[i]);
@@ -496,9 +472,9 @@ static void section_summary(FILE *f, const report_ctx *c)
     row_text(f, "model written", buf);
     fprintf(f, "<tr><th>test accuracy</th><td>%.2f%% (%zu/%zu)</td></tr>\n", 100.0 * r->res.correct / r->res.total,
             r->res.correct, r->res.total);
-    row_text(f, "test set", r->cfg.test_images);
+    row_text(f, "test set", r->s.cfg.test_images);
     fprintf(f, "<tr><th>mean test loss</th><td>%.4f</td></tr>\n", r->res.loss);
-    fprintf(f, "<tr><th>parameters</th><td>%zu</td></tr>\n", r->net.nparams);
+    fprintf(f, "<tr><th>parameters</th><td>%zu</td></tr>\n", r->s.net.nparams);
     if (r->m.n) {
         row_text(f, "metrics", r->metrics_path);
         row_text(f, "metrics check", r->tie ? r->tie : "");
@@ -531,10 +507,10 @@ static void section_architecture(FILE *f, const report_ctx *c)
     fputs("<h2>Architecture</h2>\n<div class=\"scroll\"><table><tr><th>layer</th><th>type</th><th>output</th>"
           "<th>activation</th><th>parameters</th></tr>\n",
           f);
-    fprintf(f, "<tr><td>input</td><td></td><td>1x%dx%d</td><td></td><td>0</td></tr>\n", r->cfg.input_size,
-            r->cfg.input_size);
-    for (int i = 0; i < r->net.nlayers; i++) {
-        const net_layer *l = &r->net.layers[i];
+    fprintf(f, "<tr><td>input</td><td></td><td>1x%dx%d</td><td></td><td>0</td></tr>\n", r->s.cfg.input_size,
+            r->s.cfg.input_size);
+    for (int i = 0; i < r->s.net.nlayers; i++) {
+        const net_layer *l = &r->s.net.layers[i];
         fputs("<tr><td>", f);
         esc(f, l->name);
         fprintf(f, "</td><td>%s", config_layer_kind_name(l->kind));
@@ -601,7 +577,7 @@ static void kernel_sheet_svg(FILE *f, const net_layer *l, const kernel_sheet *ks
 
 static void section_kernels(FILE *f, const report_ctx *c, const kernel_sheet *sheets)
 {
-    const network *net = &c->runs[0].net;
+    const network *net = &c->runs[0].s.net;
     fputs("<h2>Learned kernels</h2>\n<p>Blue is negative, white zero, red positive, on one colour scale per layer "
           "(the bar gives its range); grey separates the kernels. A layer with one input channel shows one kernel "
           "per filter (f0, f1, ...); deeper layers one row per filter and one column per input channel (in0, "
@@ -619,7 +595,7 @@ static void section_kernels(FILE *f, const report_ctx *c, const kernel_sheet *sh
 static void section_features(FILE *f, const report_ctx *c)
 {
     const run_data *r = &c->runs[0];
-    size_t nfeat = r->test.count < FEATURE_IMAGES ? r->test.count : FEATURE_IMAGES;
+    size_t nfeat = r->s.test.count < FEATURE_IMAGES ? r->s.test.count : FEATURE_IMAGES;
     fputs("<h2>Feature maps</h2>\n<p>The first test images and the ReLU outputs of each conv layer "
           "(dark = strong activation, each map on its own scale).</p>\n",
           f);
@@ -627,9 +603,9 @@ static void section_features(FILE *f, const report_ctx *c)
         fprintf(f, "<section class=\"sample\"><h3>Test image %zu: label %d, predicted %d (p = %.2f)</h3>\n"
                    "<div class=\"maps\"><figure><img src=\"input-%zu.png\" alt=\"test image %zu\">"
                    "<figcaption>input</figcaption></figure>\n",
-                s, r->test.labels[s], r->pred[s], r->conf[s], s, s);
-        for (int i = 0; i < r->net.nlayers; i++) {
-            const net_layer *l = &r->net.layers[i];
+                s, r->s.test.labels[s], r->pred[s], r->conf[s], s, s);
+        for (int i = 0; i < r->s.net.nlayers; i++) {
+            const net_layer *l = &r->s.net.layers[i];
             if (l->kind != LAYER_CONV)
                 continue;
             fprintf(f, "<figure><img src=\"features-%s-%zu.png\" alt=\"%s feature maps of test image %zu\">"
@@ -644,7 +620,7 @@ static void section_confusion(FILE *f, const report_ctx *c)
 {
     const run_data *r = &c->runs[0];
     const uint64_t *cm = r->res.confusion;
-    int k = r->cfg.classes;
+    int k = r->s.cfg.classes;
     uint64_t cmax = 1;
     for (int i = 0; i < k * k; i++)
         cmax = cm[i] > cmax ? cm[i] : cmax;
@@ -685,12 +661,12 @@ static void section_misclassified(FILE *f, const report_ctx *c, int nmis)
                "<div class=\"grid\">\n",
             nmis, r->res.total - r->res.correct);
     int shown = 0;
-    for (size_t s = 0; s < r->test.count && shown < nmis; s++) {
-        if (r->pred[s] == r->test.labels[s])
+    for (size_t s = 0; s < r->s.test.count && shown < nmis; s++) {
+        if (r->pred[s] == r->s.test.labels[s])
             continue;
         fprintf(f, "<figure><img src=\"wrong-%zu.png\" alt=\"test image %zu\"><figcaption>#%zu: %d -&gt; %d "
                    "(%.2f)</figcaption></figure>\n",
-                s, s, s, r->test.labels[s], r->pred[s], r->conf[s]);
+                s, s, s, r->s.test.labels[s], r->pred[s], r->conf[s]);
         shown++;
     }
     fputs("</div>\n", f);
@@ -734,7 +710,7 @@ static char *config_text(const config *cfg)
 
 static void section_config(FILE *f, const report_ctx *c)
 {
-    char *text = config_text(&c->runs[0].cfg);
+    char *text = config_text(&c->runs[0].s.cfg);
     fputs("<h2>Config</h2>\n<pre>", f);
     esc(f, text ? text : "(out of memory)");
     fputs("</pre>\n", f);
@@ -747,7 +723,7 @@ static void section_compare(FILE *f, const report_ctx *c)
 {
     char *texts[REPORT_MAX_RUNS];
     for (int i = 0; i < c->nruns; i++)
-        texts[i] = config_text(&c->runs[i].cfg);
+        texts[i] = config_text(&c->runs[i].s.cfg);
     fputs("<h2>Runs compared</h2>\n<div class=\"scroll\"><table><tr><th>run</th><th>model</th><th>epochs</th>"
           "<th>test accuracy</th><th>mean test loss</th><th>differs from run 1</th></tr>\n",
           f);
@@ -757,7 +733,7 @@ static void section_compare(FILE *f, const report_ctx *c)
                 i + 1);
         esc(f, r->model);
         fprintf(f, "</td><td>%d</td><td>%.2f%% (%zu/%zu)</td><td>%.4f</td><td style=\"text-align:left\">",
-                r->m.n ? (int)r->m.col[M_EPOCH][r->m.n - 1] : r->cfg.epochs, 100.0 * r->res.correct / r->res.total,
+                r->m.n ? (int)r->m.col[M_EPOCH][r->m.n - 1] : r->s.cfg.epochs, 100.0 * r->res.correct / r->res.total,
                 r->res.correct, r->res.total, r->res.loss);
         /* the lines of this run's config that run 1's config lacks */
         int ndiff = 0;

@@ -6,8 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
+
 static const char *const metric_names[M_NCOL] = { "epoch", "train_loss", "train_acc", "val_acc", "test_acc",
                                                   "lr", "samples_per_s", "seconds", "test_loss", "val_loss" };
+/* How each column is written: places after the point (%f), or significant
+ * digits for the learning rate (%g). The epoch is whole. */
+static const int metric_places[M_NCOL] = { 0, 6, 6, 6, 6, 6, 1, 3, 6, 6 };
+#define STEPS_HEADER "step,epoch,loss,lr\n"
 
 void metrics_free(metrics *m)
 {
@@ -154,4 +160,92 @@ int metrics_model_row(const metrics *m)
                 best = i;
     }
     return best;
+}
+
+/* ---- writing ---- */
+
+void runlog_steps_path(const char *metrics_path, char *out, size_t size)
+{
+    size_t n = strlen(metrics_path);
+    if (n == 0)
+        snprintf(out, size, "%s", "");
+    else if (n > 4 && !strcmp(metrics_path + n - 4, ".csv"))
+        snprintf(out, size, "%.*s.steps.csv", (int)(n - 4), metrics_path);
+    else
+        snprintf(out, size, "%s.steps.csv", metrics_path);
+}
+
+/* Keeps the rows of the old file whose counter is 1..KEEP. */
+static int writer_start(runlog_writer *w, const char *path, const char *header, uint64_t keep, int resuming,
+                        tr_error *err)
+{
+    memset(w, 0, sizeof *w);
+    if (!path[0])
+        return 0;
+    w->mem = open_memstream(&w->text, &w->len);
+    if (!w->mem)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    w->path = path;
+    fputs(header, w->mem);
+    FILE *old = resuming ? fopen(path, "r") : NULL;
+    if (old) {
+        char line[512];
+        while (fgets(line, sizeof line, old)) {
+            unsigned long long e;
+            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep)
+                fputs(line, w->mem);
+        }
+        fclose(old);
+    }
+    return 0;
+}
+
+int runlog_start_metrics(runlog_writer *w, const char *path, uint64_t keep_epochs, int resuming, tr_error *err)
+{
+    char header[256];
+    size_t n = 0;
+    for (int c = 0; c < M_NCOL; c++)
+        n += (size_t)snprintf(header + n, sizeof header - n, c ? ",%s" : "%s", metric_names[c]);
+    snprintf(header + n, sizeof header - n, "\n");
+    return writer_start(w, path, header, keep_epochs, resuming, err);
+}
+
+int runlog_start_steps(runlog_writer *w, const char *path, uint64_t keep_steps, int resuming, tr_error *err)
+{
+    return writer_start(w, path, STEPS_HEADER, keep_steps, resuming, err);
+}
+
+void runlog_add_epoch(runlog_writer *w, const double row[M_NCOL])
+{
+    if (!w->mem)
+        return;
+    for (int c = 0; c < M_NCOL; c++) {
+        if (c)
+            fputc(',', w->mem);
+        fprintf(w->mem, c == M_LR ? "%.*g" : "%.*f", metric_places[c], row[c]);
+    }
+    fputc('\n', w->mem);
+}
+
+void runlog_add_step(runlog_writer *w, uint64_t step, uint64_t epoch, double loss, double lr)
+{
+    if (w->mem)
+        fprintf(w->mem, "%llu,%llu,%.6f,%.6g\n", (unsigned long long)step, (unsigned long long)epoch, loss, lr);
+}
+
+int runlog_publish(runlog_writer *w, tr_error *err)
+{
+    if (!w->path)
+        return 0;
+    if (fflush(w->mem) != 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", w->path);
+    return atomic_write_file(w->path, w->text, w->len, err);
+}
+
+void runlog_free(runlog_writer *w)
+{
+    if (w->mem)
+        fclose(w->mem);
+    free(w->text);
+    memset(w, 0, sizeof *w);
 }

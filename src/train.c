@@ -2,22 +2,23 @@
 
 #include <errno.h>
 #include <math.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "batch_sched.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "dist.h"
 #include "eval.h"
+#include "files.h"
 #include "idx.h"
 #include "network.h"
 #include "optim.h"
 #include "rng.h"
+#include "runlog.h"
 #include "threads.h"
 #include "timer.h"
 #include "version.h"
@@ -61,17 +62,6 @@ void train_checkpoint_path(const config *cfg, char *out, size_t size)
         snprintf(out, size, "%s", cfg->checkpoint);
     else
         snprintf(out, size, "%s.ckpt", cfg->model);
-}
-
-void train_steps_path(const char *metrics, char *out, size_t size)
-{
-    size_t n = strlen(metrics);
-    if (n == 0)
-        snprintf(out, size, "%s", "");
-    else if (n > 4 && !strcmp(metrics + n - 4, ".csv"))
-        snprintf(out, size, "%.*s.steps.csv", (int)(n - 4), metrics);
-    else
-        snprintf(out, size, "%s.steps.csv", metrics);
 }
 
 static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
@@ -247,7 +237,7 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
-    train_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
+    runlog_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
     if (make_parent_dirs(cfg->model, err) != 0 || make_parent_dirs(r->ckpt_path, err) != 0 ||
         (cfg->metrics[0] && make_parent_dirs(cfg->metrics, err) != 0))
         return -1;
@@ -289,69 +279,29 @@ static void update_range(run *r, size_t c0, size_t c1, float lr)
  * each thread gets several. */
 #define TRAIN_CHUNK 512
 
-/* ---- Scheduling the batches of one epoch ----
+/* ---- The batches of one epoch ----
  *
- * One parallel region per epoch. Thread 0 runs the batch loop; for each
- * batch it publishes a generation number, and every thread that sees it
- * claims blocks of samples, then (once all blocks are done) reduction
- * chunks, from shared counters. No thread ever waits for another to
- * arrive: a thread that the OS has descheduled (the cores are shared)
- * simply claims nothing, and thread 0 does the work itself, where a
- * barrier would stall the batch until the sleeper ran. Which thread runs a
- * block or a chunk changes nothing: a block's gradient goes to its own
- * slot, and each chunk sums the slots in block order.
- *
- * A counter holds the generation in its high 32 bits and the next index in
- * the low 32, so a claim made for an old batch fails instead of taking work
- * of the new one. Thread 0 starts a new batch only after every claimed
- * block and chunk of the last one is reported done. */
+ * One parallel region per epoch. Thread 0 runs the batch loop; each batch
+ * is cut into blocks of samples, each block's gradient going to its own
+ * slot, then into reduction chunks of parameters, each of which sums the
+ * slots in tree order and steps the optimizer (batch_sched.h spreads them
+ * over the threads). Which thread runs a block or a chunk changes nothing. */
 typedef struct {
-    _Atomic uint32_t gen;                 /* the batch being worked on */
-    _Atomic uint32_t ready;               /* the last batch whose blocks all ranks have shared */
-    _Atomic int quit;                     /* the epoch is over */
-    _Atomic uint64_t next_block, next_chunk;
-    _Atomic uint32_t done_blocks, done_chunks;
-    /* The batch, written by thread 0 before it publishes gen. */
-    size_t start, bs, per;
-    uint32_t nblocks, nchunks;
-    uint32_t first_block, local_blocks;   /* this rank's share of the blocks (dist.h) */
+    run *r;
+    /* The batch, written by thread 0 before sched_step. */
+    size_t start, bs, per, nblocks;
     int summed;                           /* grad holds the sum (dist_tree_sum); else ... */
     tree_pair pairs[TRAIN_MAX_BLOCKS];    /* ... these additions make it in the slots (tree.h) */
     uint32_t npairs;
     uint64_t epoch;
     float lr;
-} batch_sched;
+} batch_job;
 
-static int claim(_Atomic uint64_t *ctr, uint32_t gen, uint32_t n, uint32_t *idx)
+static void run_block(void *ctx, void *worker, uint32_t k)
 {
-    uint64_t old = atomic_load_explicit(ctr, memory_order_acquire);
-    for (;;) {
-        if ((uint32_t)(old >> 32) != gen || (uint32_t)old >= n)
-            return 0;
-        if (atomic_compare_exchange_weak_explicit(ctr, &old, old + 1, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            *idx = (uint32_t)old;
-            return 1;
-        }
-    }
-}
-
-/* Waiting without burning a shared core: spin briefly, then yield, then
- * sleep 20 us at a time. */
-static void backoff(unsigned *spins)
-{
-    if (++*spins < 256)
-        return;
-    if (*spins < 1024) {
-        sched_yield();
-        return;
-    }
-    struct timespec ts = { 0, 20000 };
-    nanosleep(&ts, NULL);
-}
-
-static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *ws)
-{
+    const batch_job *b = ctx;
+    run *r = b->r;
+    net_workspace *ws = worker;
     const config *cfg = r->cfg;
     const network *net = &r->net;
     float *slot = r->slots + k * r->slot_stride;
@@ -371,8 +321,11 @@ static void run_block(run *r, const batch_sched *b, uint32_t k, net_workspace *w
 /* grad[c0, c1) = the slots summed in tree order (tree.h; with several
  * ranks dist_tree_sum has already put the sum in grad), over the batch
  * size; then those parameters step. */
-static void run_chunk(run *r, const batch_sched *b, uint32_t c)
+static void run_chunk(void *ctx, void *worker, uint32_t c)
 {
+    (void)worker;
+    const batch_job *b = ctx;
+    run *r = b->r;
     const size_t nparams = r->net.nparams;
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
@@ -387,80 +340,41 @@ static void run_chunk(run *r, const batch_sched *b, uint32_t c)
     update_range(r, c0, c1, b->lr);
 }
 
-/* Whatever of batch GEN this thread can still claim. */
-static void work_on(run *r, batch_sched *b, uint32_t gen, net_workspace *ws)
+/* With several ranks: every rank's blocks summed in tree order into grad,
+ * with the losses, hits and stop flag, once this rank's blocks are done. */
+static void gather_ranks(void *ctx)
 {
-    uint32_t k;
-    while (claim(&b->next_block, gen, b->local_blocks, &k)) {
-        run_block(r, b, b->first_block + k, ws);
-        atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
-    }
-    /* With several ranks, the chunks wait until thread 0 has gathered every
-     * rank's blocks; alone, they start as soon as the blocks are done. */
-    unsigned spins = 0;
-    while (dist_size() > 1 ? atomic_load_explicit(&b->ready, memory_order_acquire) != gen
-                           : atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks) {
-        if (atomic_load_explicit(&b->gen, memory_order_acquire) != gen)
-            return;
-        backoff(&spins);
-    }
-    while (claim(&b->next_chunk, gen, b->nchunks, &k)) {
-        run_chunk(r, b, k);
-        atomic_fetch_add_explicit(&b->done_chunks, 1, memory_order_acq_rel);
-    }
+    batch_job *b = ctx;
+    run *r = b->r;
+    dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, b->per, b->bs, r->stop && *r->stop };
+    if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, b->nblocks, r->grad, &x, &r->dist_err) != 0)
+        r->dist_failed = 1;
+    r->stop_seen = x.flag;
 }
 
 /* Thread 0: one mini-batch of BS samples starting at order[start]. */
-static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_t epoch, float lr,
-                        net_workspace *ws)
+static void train_batch(run *r, batch_sched *sched, batch_job *b, size_t start, size_t bs, uint64_t epoch,
+                        float lr, net_workspace *ws)
 {
     size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
     const size_t per = (bs + nblocks - 1) / nblocks;
     nblocks = (bs + per - 1) / per;
-    uint32_t gen = atomic_load_explicit(&b->gen, memory_order_relaxed) + 1;
 
     optim_begin_step(&r->opt);
     b->start = start;
     b->bs = bs;
     b->per = per;
-    b->nblocks = (uint32_t)nblocks;
+    b->nblocks = nblocks;
     size_t first, end;
     dist_share(nblocks, dist_rank(), &first, &end);
-    b->first_block = (uint32_t)first;
-    b->local_blocks = (uint32_t)(end - first);
     b->summed = dist_size() > 1;
     b->npairs = b->summed ? 0 : (uint32_t)tree_pairs(nblocks, tree_root(nblocks), NULL, 0, b->pairs);
-    b->nchunks = (uint32_t)((r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK);
     b->epoch = epoch;
     b->lr = lr;
-    atomic_store_explicit(&b->done_blocks, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->done_chunks, 0, memory_order_relaxed);
-    atomic_store_explicit(&b->next_chunk, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&b->next_block, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&b->gen, gen, memory_order_release);
-
-    if (dist_size() > 1) {
-        /* Thread 0 is the one that talks to MPI: it helps with the blocks,
-         * waits for them, sums the tree with the other ranks, then opens the
-         * optimizer step. */
-        uint32_t k;
-        while (claim(&b->next_block, gen, b->local_blocks, &k)) {
-            run_block(r, b, b->first_block + k, ws);
-            atomic_fetch_add_explicit(&b->done_blocks, 1, memory_order_acq_rel);
-        }
-        unsigned spins = 0;
-        while (atomic_load_explicit(&b->done_blocks, memory_order_acquire) < b->local_blocks)
-            backoff(&spins);
-        dist_extras x = { { r->losses, r->hits }, { sizeof(float), 1 }, per, bs, r->stop && *r->stop };
-        if (dist_tree_sum(r->slots, r->slot_stride, r->net.nparams, nblocks, r->grad, &x, &r->dist_err) != 0)
-            r->dist_failed = 1;
-        r->stop_seen = x.flag;
-        atomic_store_explicit(&b->ready, gen, memory_order_release);
-    }
-    work_on(r, b, gen, ws);
-    unsigned spins = 0;
-    while (atomic_load_explicit(&b->done_chunks, memory_order_acquire) < b->nchunks)
-        backoff(&spins);
+    /* Thread 0 is the one that talks to MPI (gather_ranks). */
+    const size_t nchunks = (r->net.nparams + TRAIN_CHUNK - 1) / TRAIN_CHUNK;
+    sched_step(sched, (uint32_t)first, (uint32_t)(end - first), (uint32_t)nchunks, b->summed ? gather_ranks : NULL,
+               ws);
 
     for (size_t s = 0; s < bs; s++) {
         r->state.loss_sum += r->losses[s];
@@ -468,80 +382,6 @@ static void train_batch(run *r, batch_sched *b, size_t start, size_t bs, uint64_
     }
     r->state.seen += bs;
     r->state.step++;
-}
-
-/* The other threads: work on each new batch until the epoch ends. */
-static void train_helper(run *r, batch_sched *b, net_workspace *ws)
-{
-    uint32_t seen = atomic_load_explicit(&b->gen, memory_order_acquire);
-    unsigned spins = 0;
-    while (!atomic_load_explicit(&b->quit, memory_order_acquire)) {
-        uint32_t gen = atomic_load_explicit(&b->gen, memory_order_acquire);
-        if (gen != seen) {
-            seen = gen;
-            work_on(r, b, gen, ws);
-            spins = 0;
-        } else {
-            backoff(&spins);
-        }
-    }
-}
-
-#define METRICS_HEADER "epoch,train_loss,train_acc,val_acc,test_acc,lr,samples_per_s,seconds,test_loss,val_loss\n"
-#define STEPS_HEADER "step,epoch,loss,lr\n"
-
-/* A CSV log whose rows start with a counter (epoch or step). It is kept
- * in memory and published whole (atomic_write_file) beside the model and
- * checkpoint it describes, so a run that fails before its first epoch ends
- * leaves the previous run's log with the previous run's model. On resume,
- * rows after the checkpoint's KEEP belong to the abandoned future and are
- * dropped, so the file matches an uninterrupted run. */
-typedef struct {
-    const char *path; /* NULL: no log */
-    FILE *mem;
-    char *text;
-    size_t len;
-} csv_log;
-
-static int log_start(csv_log *l, const char *path, const char *header, uint64_t keep, int resuming,
-                     tr_error *err)
-{
-    memset(l, 0, sizeof *l);
-    if (!path[0])
-        return 0;
-    l->mem = open_memstream(&l->text, &l->len);
-    if (!l->mem)
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    l->path = path;
-    fputs(header, l->mem);
-    FILE *old = resuming ? fopen(path, "r") : NULL;
-    if (old) {
-        char line[512];
-        while (fgets(line, sizeof line, old)) {
-            unsigned long long e;
-            if (sscanf(line, "%llu,", &e) == 1 && e >= 1 && e <= keep)
-                fputs(line, l->mem);
-        }
-        fclose(old);
-    }
-    return 0;
-}
-
-static int log_publish(csv_log *l, tr_error *err)
-{
-    if (!l->path)
-        return 0;
-    if (fflush(l->mem) != 0)
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", l->path);
-    return atomic_write_file(l->path, l->text, l->len, err);
-}
-
-static void log_free(csv_log *l)
-{
-    if (l->mem)
-        fclose(l->mem);
-    free(l->text);
-    memset(l, 0, sizeof *l);
 }
 
 /* Accuracy and mean loss on COUNT images from FIRST; each rank takes its
@@ -598,8 +438,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(&r, 0, sizeof r);
     r.stop = opts->stop;
     double t_load = timer_now();
-    csv_log metrics_log = { 0 }, steps_log = { 0 };
-    FILE *metrics = NULL, *steps = NULL; /* their streams; NULL where there is none */
+    runlog_writer metrics_log = { 0 }, steps_log = { 0 };
     int rc = -1;
     /* Only rank 0 writes files and reports; a failure on any rank is agreed
      * on by all, so none waits forever in a collective. */
@@ -607,15 +446,12 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
         goto out;
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    if (dist_agree(leader ? log_start(&metrics_log, cfg->metrics, METRICS_HEADER, r.state.epoch,
-                                      opts->resume != NULL, err) ||
-                                log_start(&steps_log, r.steps_path, STEPS_HEADER, r.state.step,
-                                          opts->resume != NULL, err)
+    if (dist_agree(leader ? runlog_start_metrics(&metrics_log, cfg->metrics, r.state.epoch, opts->resume != NULL,
+                                                 err) ||
+                                runlog_start_steps(&steps_log, r.steps_path, r.state.step, opts->resume != NULL, err)
                           : 0,
                    err) != 0)
         goto out;
-    metrics = metrics_log.mem;
-    steps = steps_log.mem;
 
     const size_t B = (size_t)cfg->batch_size;
     const uint64_t nbatches = (r.ntrain + B - 1) / B;
@@ -643,13 +479,14 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         double t0 = timer_now(), last_progress = t0;
         size_t done_before = (size_t)(r.state.batch * B);
         float lr = 0.0f;
-        /* Thread 0 runs the batches; the others help (see batch_sched). The
+        /* Thread 0 runs the batches; the others help (batch_sched.h). The
          * loop cannot leave the parallel region early, so a stop or a
          * divergence is recorded and handled after it. */
         uint64_t stop_at = UINT64_MAX, diverged_at = UINT64_MAX;
         double diverged_loss = 0.0;
+        batch_job job = { .r = &r };
         batch_sched sched;
-        memset(&sched, 0, sizeof sched);
+        sched_init(&sched, &(sched_work){ run_block, run_chunk, &job });
 #pragma omp parallel num_threads(r.nthreads)
         {
             int tid = 0;
@@ -657,7 +494,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
             tid = omp_get_thread_num();
 #endif
             if (tid != 0) {
-                train_helper(&r, &sched, &r.ws[tid]);
+                sched_help(&sched, &r.ws[tid]);
             } else {
                 for (uint64_t b = r.state.batch; b < nbatches; b++) {
                     /* With MPI, each batch's exchange carries the stop flag. */
@@ -668,11 +505,9 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                     size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
                     lr = (float)schedule_lr(cfg, r.state.step, nbatches);
                     double loss_before = r.state.loss_sum;
-                    train_batch(&r, &sched, start, bs, epoch, lr, &r.ws[0]);
+                    train_batch(&r, &sched, &job, start, bs, epoch, lr, &r.ws[0]);
                     double batch_loss = (r.state.loss_sum - loss_before) / (double)bs;
-                    if (steps)
-                        fprintf(steps, "%llu,%llu,%.6f,%.6g\n", (unsigned long long)r.state.step,
-                                (unsigned long long)epoch + 1, batch_loss, lr);
+                    runlog_add_step(&steps_log, r.state.step, epoch + 1, batch_loss, lr);
                     if (r.dist_failed)
                         break;
                     /* Not finite, or exploding while still finite: a loss of
@@ -693,7 +528,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
                                               (double)(done - done_before) / (now - t0));
                     }
                 }
-                atomic_store_explicit(&sched.quit, 1, memory_order_release);
+                sched_quit(&sched);
             }
         }
         if (r.dist_failed) {
@@ -708,7 +543,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
              * against; the epoch table stays with the model until the next
              * epoch ends. */
             if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) ||
-                                        log_publish(&steps_log, err)
+                                        runlog_publish(&steps_log, err)
                                   : 0,
                            err))
                 goto out;
@@ -774,19 +609,21 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
         r.state.loss_sum = 0.0;
         r.state.correct = r.state.seen = 0;
         int wrc = 0;
-        if (metrics)
-            fprintf(metrics, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.1f,%.3f,%.6f,%.6f\n", rep.epoch, rep.train_loss,
-                    rep.train_acc, rep.val_acc, rep.test_acc, rep.lr, rep.samples_per_s, rep.seconds, rep.test_loss,
-                    rep.val_loss);
+        const double row[M_NCOL] = { [M_EPOCH] = rep.epoch,         [M_TRAIN_LOSS] = rep.train_loss,
+                                     [M_TRAIN_ACC] = rep.train_acc, [M_VAL_ACC] = rep.val_acc,
+                                     [M_TEST_ACC] = rep.test_acc,   [M_LR] = rep.lr,
+                                     [M_RATE] = rep.samples_per_s,  [M_SECS] = rep.seconds,
+                                     [M_TEST_LOSS] = rep.test_loss, [M_VAL_LOSS] = rep.val_loss };
+        runlog_add_epoch(&metrics_log, row);
         const provenance *p = stamp(&r, epoch + 1, res->train_seconds);
         if (leader && wrc == 0 && better)
             wrc = checkpoint_save_prov(cfg->model, cfg, &r.net, NULL, NULL, p, err);
         rep.saved_model = better;
         if (leader && wrc == 0)
             wrc = checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err);
-        /* The logs right after the files they describe (see csv_log). */
+        /* The logs right after the files they describe (see runlog_writer). */
         if (leader && wrc == 0)
-            wrc = log_publish(&metrics_log, err) || log_publish(&steps_log, err) ? -1 : 0;
+            wrc = runlog_publish(&metrics_log, err) || runlog_publish(&steps_log, err) ? -1 : 0;
         if (dist_agree(wrc, err) != 0)
             goto out;
         r.ckpt_written = 1;
@@ -795,8 +632,8 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     }
     rc = 0;
 out:
-    log_free(&metrics_log);
-    log_free(&steps_log);
+    runlog_free(&metrics_log);
+    runlog_free(&steps_log);
     teardown(&r);
     return rc;
 }

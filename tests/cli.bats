@@ -166,3 +166,21 @@ setup() {
     [[ ${lines[0]} == *"config (built-in defaults)"* ]] || skip "this binary found a default config: ${lines[0]}"
     assert_same_model "$D/file/m.model" "$D/builtin/m.model"
 }
+
+@test "--help's options and the man page's OPTIONS name the same options" {
+    run --separate-stderr "$TRAINER" --help
+    assert_status 0
+    help=$(printf '%s\n' "$output" | sed -n '/^options:$/,/^$/p' | awk -F'  +' '/^  -/ {print $2}' |
+        grep -oE '(^|[ ,])--?[A-Za-z][A-Za-z-]*' | tr -d ' ,' | LC_ALL=C sort)
+    man=$(sed -n '/^\.SH OPTIONS/,/^\.SH /p' "$BATS_TEST_DIRNAME/../docs/trainer.1" | grep -A1 '^\.TP' | grep -v '^\.TP\|^--' |
+        sed 's/\\-/-/g; s/\\f[RBI]//g' | grep -oE '(^|[ "])--?[A-Za-z][A-Za-z-]*' | tr -d ' "' | LC_ALL=C sort)
+    [ "$(printf '%s\n' "$help" | wc -l)" -ge 15 ] || fail "too few options in --help: $help"
+    [ "$help" = "$man" ] || fail "--help and docs/trainer.1 differ:" "$(diff <(echo "$help") <(echo "$man"))"
+}
+
+@test "options: --name=VALUE, bundled short ones, and -- before a file named like an option" {
+    run --separate-stderr "$TRAINER" eval --threads=2 -qj2 -- --no-such.model
+    assert_status 2
+    assert_one_error_line "--no-such.model"
+    [[ $stderr != *"unknown option"* ]] || fail "-- did not end the options: $stderr"
+}

@@ -14,6 +14,7 @@ int main(void)
     const test_group *groups[] = {
         &grad_group, &kernel_group, &idx_group, &config_group,
         &checkpoint_group, &optim_group, &data_group, &provenance_group, &image_group, &tree_group,
+        &cli_group, &files_group, &runlog_group, &sched_group,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)

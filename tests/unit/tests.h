@@ -36,6 +36,10 @@ extern const test_group data_group;       /* test_data.c: RNG, normalisation, PG
 extern const test_group provenance_group; /* test_provenance.c: SHA-256, JSON, data files, fingerprint */
 extern const test_group image_group;      /* test_image.c: PNG/PPM decoding, MNIST-style preprocessing */
 extern const test_group tree_group;       /* test_tree.c: the summation tree, across ranks */
+extern const test_group cli_group;        /* test_cli.c: the command line and its option table */
+extern const test_group files_group;      /* test_files.c: reads, publication, locks, temp files */
+extern const test_group runlog_group;     /* test_runlog.c: the metrics CSV and the step log */
+extern const test_group sched_group;      /* test_sched.c: the batch scheduler under stress */
 
 /* ---- test data ---- */
 

@@ -1,0 +1,121 @@
+/* batch_sched.c - blocks then chunks across an OpenMP team (batch_sched.h). */
+#include "batch_sched.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+void sched_init(batch_sched *s, const sched_work *work)
+{
+    memset(s, 0, sizeof *s);
+    s->work = *work;
+}
+
+static int claim(_Atomic uint64_t *ctr, uint32_t gen, uint32_t n, uint32_t *idx)
+{
+    uint64_t old = atomic_load_explicit(ctr, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(old >> 32) != gen || (uint32_t)old >= n)
+            return 0;
+        if (atomic_compare_exchange_weak_explicit(ctr, &old, old + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *idx = (uint32_t)old;
+            return 1;
+        }
+    }
+}
+
+/* Waiting without burning a shared core: spin briefly, then yield, then
+ * sleep 20 us at a time. */
+static void backoff(unsigned *spins)
+{
+    if (++*spins < 256)
+        return;
+    if (*spins < 1024) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = { 0, 20000 };
+    nanosleep(&ts, NULL);
+}
+
+static void run_blocks(batch_sched *s, uint32_t gen, void *worker)
+{
+    uint32_t k;
+    while (claim(&s->next_block, gen, s->nblocks, &k)) {
+        s->work.block(s->work.ctx, worker, s->first_block + k);
+        atomic_fetch_add_explicit(&s->done_blocks, 1, memory_order_acq_rel);
+    }
+}
+
+/* Whatever of step GEN this thread can still claim. */
+static void work_on(batch_sched *s, uint32_t gen, void *worker)
+{
+    run_blocks(s, gen, worker);
+    /* With a gather, the chunks wait until thread 0 has run it; without,
+     * they start as soon as the blocks are done. */
+    unsigned spins = 0;
+    while (s->gathered ? atomic_load_explicit(&s->ready, memory_order_acquire) != gen
+                       : atomic_load_explicit(&s->done_blocks, memory_order_acquire) < s->nblocks) {
+        if (atomic_load_explicit(&s->gen, memory_order_acquire) != gen)
+            return;
+        backoff(&spins);
+    }
+    uint32_t c;
+    while (claim(&s->next_chunk, gen, s->nchunks, &c)) {
+        s->work.chunk(s->work.ctx, worker, c);
+        atomic_fetch_add_explicit(&s->done_chunks, 1, memory_order_acq_rel);
+    }
+}
+
+void sched_step(batch_sched *s, uint32_t first_block, uint32_t nblocks, uint32_t nchunks,
+                void (*gather)(void *ctx), void *worker)
+{
+    uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+    s->first_block = first_block;
+    s->nblocks = nblocks;
+    s->nchunks = nchunks;
+    s->gathered = gather != NULL;
+    atomic_store_explicit(&s->done_blocks, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->done_chunks, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->next_chunk, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&s->next_block, (uint64_t)gen << 32, memory_order_release);
+    atomic_store_explicit(&s->gen, gen, memory_order_release);
+
+    if (gather) {
+        /* Thread 0 is the one that gathers: it helps with the blocks, waits
+         * for them, gathers, then opens the chunks. */
+        run_blocks(s, gen, worker);
+        unsigned spins = 0;
+        while (atomic_load_explicit(&s->done_blocks, memory_order_acquire) < s->nblocks)
+            backoff(&spins);
+        gather(s->work.ctx);
+        atomic_store_explicit(&s->ready, gen, memory_order_release);
+    }
+    work_on(s, gen, worker);
+    unsigned spins = 0;
+    while (atomic_load_explicit(&s->done_chunks, memory_order_acquire) < s->nchunks)
+        backoff(&spins);
+}
+
+void sched_help(batch_sched *s, void *worker)
+{
+    uint32_t seen = atomic_load_explicit(&s->gen, memory_order_acquire);
+    unsigned spins = 0;
+    while (!atomic_load_explicit(&s->quit, memory_order_acquire)) {
+        uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+        if (gen != seen) {
+            seen = gen;
+            work_on(s, gen, worker);
+            spins = 0;
+        } else {
+            backoff(&spins);
+        }
+    }
+}
+
+void sched_quit(batch_sched *s)
+{
+    atomic_store_explicit(&s->quit, 1, memory_order_release);
+}
