@@ -88,9 +88,12 @@ mpi() { # ranks, args...
 }
 
 @test "SIGINT to rank 1 alone stops both ranks after the same batch; rank 0 writes; resuming on 3 ranks gives the uninterrupted bytes" {
-    # Batches of 5: 600 short steps an epoch, so a signal sent once
-    # training starts lands mid-epoch.
-    local -a a=("${ARGS[@]:0:8}" --set "output.metrics=$W/m.csv" --set data.limit=3000 --set data.test_limit=300 --set train.epochs=2
+    # Batches of 5 from 20,000 real images: 4,000 short steps an epoch
+    # (most of a second on a quiet machine), so a signal sent once training
+    # starts lands mid-epoch.
+    local -a a=(--set "data.train_images=$MNIST/train-images-idx3-ubyte.gz"
+                --set "data.train_labels=$MNIST/train-labels-idx1-ubyte.gz" "${ARGS[@]:4:4}"
+                --set "output.metrics=$W/m.csv" --set data.limit=20000 --set data.test_limit=300 --set train.epochs=2
                 --set train.batch_size=5 --set train.lr=0.01 --set "output.model=$W/m.model")
     "$TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" -q --set "output.model=$W/one.model"
 
