@@ -53,6 +53,16 @@ accuracy_on() { # MODEL TEST_LIMIT
         sed -n 's/^accuracy: [0-9.]* (\([0-9]*\)\/\([0-9]*\))$/\1 \2/p' | awk '{ print $1 / $2 }'
 }
 
+# start_long_run: a 1000-epoch retraining in the background; sets pid (the
+# script) and tpid (its trainer), read from the lock's owner line.
+start_long_run() {
+    (cd / && exec env -i PATH=/usr/bin:/bin "$P/share/trainer/scripts/retrain.sh" "$W/configs/small.ini" \
+        --force --set train.epochs=1000) 3>&- &
+    pid=$!
+    for _ in $(seq 200); do grep -qs "retrain pid $pid .*its trainer" "$M/.lock.owner" && break; sleep 0.1; done
+    tpid=$(sed -n 's/.*its trainer: pid \([0-9]*\).*/\1/p' "$M/.lock.owner")
+}
+
 @test "retrain: a first run promotes quietly; status.json, the log and history say what happened" {
     run retrain
     assert_status 0
@@ -218,11 +228,7 @@ accuracy_on() { # MODEL TEST_LIMIT
 
 @test "a second run is locked out, and the message names the process that holds the lock; SIGTERM stops the run and its trainer" {
     retrain
-    (cd / && exec env -i PATH=/usr/bin:/bin "$P/share/trainer/scripts/retrain.sh" "$W/configs/small.ini" \
-        --force --set train.epochs=1000) 3>&- &
-    pid=$!
-    for _ in $(seq 200); do grep -qs "retrain pid $pid .*its trainer" "$M/.lock.owner" && break; sleep 0.1; done
-    tpid=$(sed -n 's/.*its trainer: pid \([0-9]*\).*/\1/p' "$M/.lock.owner")
+    start_long_run
     [ -n "$tpid" ]
     run retrain
     assert_status 4
@@ -239,11 +245,7 @@ accuracy_on() { # MODEL TEST_LIMIT
 
 @test "a SIGKILLed run: status says running with its dead pid; its trainer stops; the next run clears what it left" {
     retrain
-    (cd / && exec env -i PATH=/usr/bin:/bin "$P/share/trainer/scripts/retrain.sh" "$W/configs/small.ini" \
-        --force --set train.epochs=1000) 3>&- &
-    pid=$!
-    for _ in $(seq 200); do grep -qs "retrain pid $pid .*its trainer" "$M/.lock.owner" && break; sleep 0.1; done
-    tpid=$(sed -n 's/.*its trainer: pid \([0-9]*\).*/\1/p' "$M/.lock.owner")
+    start_long_run
     kill -KILL "$pid"
     wait "$pid" || true
     [ "$(status_of outcome)" = running ] || fail "$(cat "$M/status.json"; cat "$M"/logs/*)"
