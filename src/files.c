@@ -96,12 +96,12 @@ static int read_all_fd(const char *path, int fd, files_content_limit limit_of, u
                 free(buf);
                 return tr_fail(err, TR_EINPUT, "%s: file too large", path);
             }
-            uint8_t *nb = advise_big(realloc(buf, cap * 2), cap * 2);
+            uint8_t *nb = realloc(buf, cap * 2);
             if (!nb) {
                 free(buf);
                 return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
             }
-            buf = nb;
+            buf = advise_big(nb, cap * 2);
             cap *= 2;
         }
         size_t room = cap - len;
@@ -185,12 +185,12 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len, files_
                     ncap = limit + 1;
                 if (ncap > FILES_MAX_BYTES)
                     ncap = FILES_MAX_BYTES;
-                uint8_t *nb = advise_big(realloc(buf, ncap), ncap);
+                uint8_t *nb = realloc(buf, ncap);
                 if (!nb) {
                     zr = Z_MEM_ERROR;
                     break;
                 }
-                buf = nb;
+                buf = advise_big(nb, ncap);
                 cap = ncap;
             }
             size_t avail_in = in_len - pos;
