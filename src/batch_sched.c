@@ -73,14 +73,21 @@ void sched_step(batch_sched *s, uint32_t first_block, uint32_t nblocks, uint32_t
                 void (*gather)(void *ctx), void *worker)
 {
     uint32_t gen = atomic_load_explicit(&s->gen, memory_order_relaxed) + 1;
+    /* The counters move to the new step first. A helper still inside the
+     * last step (descheduled at its end) may be about to claim from them;
+     * had it seen the new nblocks beside the old counter, it would have run
+     * a block of this step under the last one's name and counted it twice,
+     * letting the chunks start early. With the new generation in place its
+     * claims fail, whatever sizes it reads. */
+    atomic_store_explicit(&s->next_block, (uint64_t)gen << 32, memory_order_seq_cst);
+    atomic_store_explicit(&s->next_chunk, (uint64_t)gen << 32, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
     s->first_block = first_block;
     s->nblocks = nblocks;
     s->nchunks = nchunks;
     s->gathered = gather != NULL;
     atomic_store_explicit(&s->done_blocks, 0, memory_order_relaxed);
     atomic_store_explicit(&s->done_chunks, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->next_chunk, (uint64_t)gen << 32, memory_order_release);
-    atomic_store_explicit(&s->next_block, (uint64_t)gen << 32, memory_order_release);
     atomic_store_explicit(&s->gen, gen, memory_order_release);
 
     if (gather) {
