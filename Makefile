@@ -126,7 +126,7 @@ build/mpi/trainer: $(SRCS) src/main.c $(HDRS) | build/mpi
 	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
 test: test-deps data
-	$(MAKE) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer
+	$(MAKE) -j$$(nproc) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer
 	@tests/run.sh
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----
