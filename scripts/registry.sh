@@ -23,14 +23,20 @@ REG_EXIT_OK=0 REG_EXIT_FAILED=1 REG_EXIT_USAGE=2 REG_EXIT_KEPT=3 REG_EXIT_LOCKED
 
 reg_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
+# reg_base_of CONFIG: the project directory a config belongs to, against
+# which its relative paths resolve: the parent of configs/, else its own.
+reg_base_of() {
+    local cdir
+    cdir=$(dirname "$(readlink -f "$1")")
+    if [ "$(basename "$cdir")" = configs ]; then dirname "$cdir"; else echo "$cdir"; fi
+}
+
 # reg_models_from ARG: a models directory, or a config (its project's models/).
 reg_models_from() {
-    local arg=$1 cdir
-    if [ -d "$arg" ]; then
-        readlink -f "$arg"
-    elif [ -f "$arg" ]; then
-        cdir=$(dirname "$(readlink -f "$arg")")
-        if [ "$(basename "$cdir")" = configs ]; then echo "$(dirname "$cdir")/models"; else echo "$cdir/models"; fi
+    if [ -d "$1" ]; then
+        readlink -f "$1"
+    elif [ -f "$1" ]; then
+        echo "$(reg_base_of "$1")/models"
     else
         return 1
     fi
@@ -84,7 +90,6 @@ reg_log_prepare() {
     } > "$log.tmp" && sync "$log.tmp" 2>/dev/null
 }
 reg_log_commit() { mv -f "$REG_MODELS/promotions.jsonl.tmp" "$REG_MODELS/promotions.jsonl"; }
-reg_log_append() { reg_log_prepare "$@" && reg_log_commit; }
 
 # reg_stack: the production history, oldest first, one ID a line. Promoted and
 # pinned models are pushed; a rollback to X pops down to X.

@@ -75,10 +75,7 @@ done
 [ -n "$config" ] || usage
 if [ -f "$config" ]; then
     config=$(readlink -f "$config")
-    if [ -z "$base" ]; then
-        cdir=$(dirname "$config")
-        if [ "$(basename "$cdir")" = configs ]; then base=$(dirname "$cdir"); else base=$cdir; fi
-    fi
+    [ -n "$base" ] || base=$(reg_base_of "$config")
     [ -n "$models" ] || models="$base/models"
 fi
 if [ -n "$models" ] && mkdir -p "$models" 2>/dev/null; then REG_MODELS=$(readlink -f "$models"); fi
