@@ -38,7 +38,7 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DTRAINER_DATADIR='"$(DATADIR)"'
 CFLAGS   ?= $(OPT_FLAGS)
 CFLAGS   += -std=c11 $(WARN) $(OMP_FLAGS) -MMD -MP
-LDLIBS   += -linih -lpng -ljpeg -lprotobuf-c -lnettle -lz -lm
+LDLIBS   += -linih -lpng -ljpeg -lprotobuf-c -lnettle -lisal -lz -lm
 
 # The ONNX messages: C code that protoc-c generates at build time from the
 # schema Debian ships (libonnx-dev), never edited by hand.

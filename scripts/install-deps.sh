@@ -12,7 +12,7 @@
 #   scripts/install-deps.sh --bench-mpi   also Open MPI and iproute2 (tc), for `make bench-mpi`
 set -eu
 
-pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libinih-dev libpng-dev nettle-dev ca-certificates jq util-linux"
+pkgs="gcc make libc6-dev libgomp1 zlib1g-dev libisal-dev libinih-dev libpng-dev nettle-dev ca-certificates jq util-linux"
 pkgs="$pkgs libjpeg-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
 case "${1:-}" in
     --test) pkgs="$pkgs libcmocka-dev bats python3 libopenmpi-dev openmpi-bin"
