@@ -138,7 +138,7 @@ static const char *isal_problem(int code)
     case ISAL_INVALID_LOOKBACK: return "distance too far back";
     case ISAL_INVALID_WRAPPER: return "bad gzip header";
     case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
-    case ISAL_INCORRECT_CHECKSUM: return "checksum or length does not match the data";
+    case ISAL_INCORRECT_CHECKSUM: return "a checksum (of the header, or the data's CRC-32) or the length does not match";
     default: return "inflate failed";
     }
 }
