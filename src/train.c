@@ -219,6 +219,13 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
     if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
         return -1;
+    /* Each layer's weights and bias learn at its own scale. */
+    for (int i = 0; i < r->net.nlayers; i++) {
+        const net_layer *l = &r->net.layers[i];
+        if (l->nweights + l->nbias &&
+            optim_add_segment(&r->opt, l->w_off, l->nweights + l->nbias, l->lr_scale, err) != 0)
+            return -1;
+    }
     r->state.best_val = -1.0;
     if (opts->init_from && init_from(r, opts->init_from, err) != 0)
         return -1;
@@ -263,21 +270,6 @@ static void teardown(run *r)
     dataset_free(&r->train);
     dataset_free(&r->test);
     provenance_free(&r->prov);
-}
-
-/* The optimizer step on parameters [c0, c1), layer by layer (each layer has
- * its own learning-rate scale). Elementwise, so any split gives the same bytes. */
-static void update_range(run *r, size_t c0, size_t c1, float lr)
-{
-    const network *net = &r->net;
-    for (int i = 0; i < net->nlayers; i++) {
-        const net_layer *l = &net->layers[i];
-        size_t lo = l->w_off, hi = l->w_off + l->nweights + l->nbias;
-        lo = lo > c0 ? lo : c0;
-        hi = hi < c1 ? hi : c1;
-        if (lo < hi)
-            optim_update(&r->opt, net->params, r->grad, lo, hi - lo, lr * l->lr_scale);
-    }
 }
 
 /* Parameters per reduction chunk: whole cache lines, few enough chunks that
@@ -342,7 +334,7 @@ static void run_chunk(void *ctx, void *worker, uint32_t c)
     }
     for (size_t j = c0; j < c1; j++)
         g[j] *= inv;
-    update_range(r, c0, c1, b->lr);
+    optim_update_range(&r->opt, r->net.params, g, c0, c1, b->lr);
 }
 
 /* With several ranks: every rank's blocks summed in tree order into grad,
