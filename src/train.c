@@ -82,19 +82,6 @@ static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
     }
 }
 
-static int same_architecture(const network *a, const network *b)
-{
-    if (a->nlayers != b->nlayers || a->nparams != b->nparams)
-        return 0;
-    for (int i = 0; i < a->nlayers; i++) {
-        const net_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->kind != y->kind || x->act != y->act || x->k != y->k || x->s != y->s ||
-            x->out_c != y->out_c || x->out_h != y->out_h || x->out_w != y->out_w)
-            return 0;
-    }
-    return 1;
-}
-
 /* Warm start: the weights of a trained model of the same architecture, with
  * fresh optimizer state and schedule. */
 static int init_from(run *r, const char *path, tr_error *err)
@@ -104,7 +91,7 @@ static int init_from(run *r, const char *path, tr_error *err)
     if (checkpoint_load(path, &model_cfg, &model_net, NULL, NULL, err) != 0)
         return -1;
     int rc = 0;
-    if (!same_architecture(&model_net, &r->net))
+    if (!net_same_architecture(&model_net, &r->net))
         rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's, so it cannot start this run",
                      path);
     else
@@ -136,7 +123,7 @@ static int resume_from(run *r, const char *path, tr_error *err)
     }
     provenance_free(&ck_prov);
     int rc = 0;
-    if (!same_architecture(&ck_net, &r->net))
+    if (!net_same_architecture(&ck_net, &r->net))
         rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's; resume with the config it was trained with",
                      path);
     else if (ck_opt.kind != r->opt.kind)
