@@ -158,11 +158,9 @@ static int resume_from(run *r, const char *path, tr_error *err)
     return rc;
 }
 
-static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
+/* The training and test sets, checked against the config and each other. */
+static int load_sets(run *r, const config *cfg, const train_options *opts, tr_error *err)
 {
-    r->cfg = cfg;
-    if (net_create(&r->net, cfg, err) != 0)
-        return -1;
     /* Inflating the gz files is most of the start-up: the training and test
      * sets load at once when there are two threads. A failure of the
      * training set is reported first, as if they had loaded in turn. */
@@ -202,7 +200,35 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (r->ntrain < (size_t)cfg->batch_size)
         return tr_fail(err, TR_EINPUT, "%s: %zu training images, fewer than one batch of %d",
                        cfg->train_images, r->ntrain, cfg->batch_size);
+    return 0;
+}
 
+/* Per-thread workspaces, the gradient slots and the per-batch arrays. */
+static int alloc_buffers(run *r, const config *cfg, tr_error *err)
+{
+    r->ws = net_workspaces_create(&r->net, r->nthreads, err);
+    if (!r->ws)
+        return -1;
+    /* Whole cache lines per slot: two threads never write one line. */
+    r->slot_stride = (r->net.nparams + 15) & ~(size_t)15;
+    size_t nslots = cfg->batch_size < TRAIN_MAX_BLOCKS ? (size_t)cfg->batch_size : TRAIN_MAX_BLOCKS;
+    r->slots = tr_alloc_aligned(nslots * r->slot_stride * sizeof(float), err);
+    r->grad = tr_alloc_aligned(r->slot_stride * sizeof(float), err);
+    r->losses = tr_calloc((size_t)cfg->batch_size, sizeof(float), err);
+    r->hits = tr_calloc((size_t)cfg->batch_size, 1, err);
+    r->order = tr_calloc(r->ntrain, sizeof(uint32_t), err);
+    size_t most = r->nval > r->test.count ? r->nval : r->test.count;
+    r->preds = tr_calloc(most ? most : 1, 1, err);
+    if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
+        return -1;
+    return 0;
+}
+
+static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
+{
+    r->cfg = cfg;
+    if (net_create(&r->net, cfg, err) != 0 || load_sets(r, cfg, opts, err) != 0)
+        return -1;
     net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
     if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
         return -1;
@@ -220,20 +246,7 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
         return -1;
 
     r->nthreads = threads_resolve(opts->nthreads);
-    r->ws = net_workspaces_create(&r->net, r->nthreads, err);
-    if (!r->ws)
-        return -1;
-    /* Whole cache lines per slot: two threads never write one line. */
-    r->slot_stride = (r->net.nparams + 15) & ~(size_t)15;
-    size_t nslots = cfg->batch_size < TRAIN_MAX_BLOCKS ? (size_t)cfg->batch_size : TRAIN_MAX_BLOCKS;
-    r->slots = tr_alloc_aligned(nslots * r->slot_stride * sizeof(float), err);
-    r->grad = tr_alloc_aligned(r->slot_stride * sizeof(float), err);
-    r->losses = tr_calloc((size_t)cfg->batch_size, sizeof(float), err);
-    r->hits = tr_calloc((size_t)cfg->batch_size, 1, err);
-    r->order = tr_calloc(r->ntrain, sizeof(uint32_t), err);
-    size_t most = r->nval > r->test.count ? r->nval : r->test.count;
-    r->preds = tr_calloc(most ? most : 1, 1, err);
-    if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
+    if (alloc_buffers(r, cfg, err) != 0)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
     runlog_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
