@@ -78,6 +78,10 @@ void net_kernel_summary(const network *net, char *buf, size_t size);
  * benchmark divides by. 1,704,960 for the default network. */
 double net_train_flops(const network *net);
 
+/* The same layers with the same shapes, activations and parameter count:
+ * the weights of one fit the other (a warm start, a resume). */
+int net_same_architecture(const network *a, const network *b);
+
 /* Arg-max over probs, first index on ties. */
 int net_argmax(const float *x, int n);
 

@@ -311,3 +311,16 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
     }
     return loss;
 }
+
+int net_same_architecture(const network *a, const network *b)
+{
+    if (a->nlayers != b->nlayers || a->nparams != b->nparams)
+        return 0;
+    for (int i = 0; i < a->nlayers; i++) {
+        const net_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->kind != y->kind || x->act != y->act || x->k != y->k || x->s != y->s ||
+            x->out_c != y->out_c || x->out_h != y->out_h || x->out_w != y->out_w)
+            return 0;
+    }
+    return 1;
+}

@@ -71,6 +71,27 @@ void optim_update(optimizer *opt, float *params, const float *grad, size_t off, 
     }
 }
 
+int optim_add_segment(optimizer *opt, size_t off, size_t count, float lr_scale, tr_error *err)
+{
+    if (opt->nseg >= CONFIG_MAX_LAYERS)
+        return tr_fail(err, TR_ERUNTIME, "optimizer: more than %d parameter segments", CONFIG_MAX_LAYERS);
+    if (off > opt->n || count > opt->n - off)
+        return tr_fail(err, TR_ERUNTIME, "optimizer: segment [%zu, %zu) outside its %zu parameters", off,
+                       off + count, opt->n);
+    opt->seg[opt->nseg++] = (optim_segment){ off, count, lr_scale };
+    return 0;
+}
+
+void optim_update_range(optimizer *opt, float *params, const float *grad, size_t c0, size_t c1, float lr)
+{
+    for (int i = 0; i < opt->nseg; i++) {
+        const optim_segment *sg = &opt->seg[i];
+        size_t lo = sg->off > c0 ? sg->off : c0, hi = sg->off + sg->count < c1 ? sg->off + sg->count : c1;
+        if (lo < hi)
+            optim_update(opt, params, grad, lo, hi - lo, lr * sg->lr_scale);
+    }
+}
+
 double schedule_lr(const config *cfg, uint64_t step, uint64_t steps_per_epoch)
 {
     double total = (double)steps_per_epoch * cfg->epochs;

@@ -54,6 +54,11 @@ typedef struct {
     tr_error dist_err;
     volatile sig_atomic_t *stop; /* train_options.stop */
     int stop_seen;   /* some rank had a stop signal when the last batch was exchanged */
+    const train_options *opts;
+    train_result *res;
+    int leader;      /* rank 0: the one that writes files and reports */
+    runlog_writer metrics_log, steps_log;
+    double first_loss; /* this run's first batch loss, the yardstick for divergence; -1 before it */
 } run;
 
 void train_checkpoint_path(const config *cfg, char *out, size_t size)
@@ -77,19 +82,6 @@ static void shuffle(uint32_t *order, size_t n, uint64_t seed, uint64_t epoch)
     }
 }
 
-static int same_architecture(const network *a, const network *b)
-{
-    if (a->nlayers != b->nlayers || a->nparams != b->nparams)
-        return 0;
-    for (int i = 0; i < a->nlayers; i++) {
-        const net_layer *x = &a->layers[i], *y = &b->layers[i];
-        if (x->kind != y->kind || x->act != y->act || x->k != y->k || x->s != y->s ||
-            x->out_c != y->out_c || x->out_h != y->out_h || x->out_w != y->out_w)
-            return 0;
-    }
-    return 1;
-}
-
 /* Warm start: the weights of a trained model of the same architecture, with
  * fresh optimizer state and schedule. */
 static int init_from(run *r, const char *path, tr_error *err)
@@ -99,7 +91,7 @@ static int init_from(run *r, const char *path, tr_error *err)
     if (checkpoint_load(path, &model_cfg, &model_net, NULL, NULL, err) != 0)
         return -1;
     int rc = 0;
-    if (!same_architecture(&model_net, &r->net))
+    if (!net_same_architecture(&model_net, &r->net))
         rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's, so it cannot start this run",
                      path);
     else
@@ -131,7 +123,7 @@ static int resume_from(run *r, const char *path, tr_error *err)
     }
     provenance_free(&ck_prov);
     int rc = 0;
-    if (!same_architecture(&ck_net, &r->net))
+    if (!net_same_architecture(&ck_net, &r->net))
         rc = tr_fail(err, TR_EINPUT, "%s: its network differs from the config's; resume with the config it was trained with",
                      path);
     else if (ck_opt.kind != r->opt.kind)
@@ -166,11 +158,9 @@ static int resume_from(run *r, const char *path, tr_error *err)
     return rc;
 }
 
-static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
+/* The training and test sets, checked against the config and each other. */
+static int load_sets(run *r, const config *cfg, const train_options *opts, tr_error *err)
 {
-    r->cfg = cfg;
-    if (net_create(&r->net, cfg, err) != 0)
-        return -1;
     /* Inflating the gz files is most of the start-up: the training and test
      * sets load at once when there are two threads. A failure of the
      * training set is reported first, as if they had loaded in turn. */
@@ -210,17 +200,12 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (r->ntrain < (size_t)cfg->batch_size)
         return tr_fail(err, TR_EINPUT, "%s: %zu training images, fewer than one batch of %d",
                        cfg->train_images, r->ntrain, cfg->batch_size);
+    return 0;
+}
 
-    net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
-    if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
-        return -1;
-    r->state.best_val = -1.0;
-    if (opts->init_from && init_from(r, opts->init_from, err) != 0)
-        return -1;
-    if (opts->resume && resume_from(r, opts->resume, err) != 0)
-        return -1;
-
-    r->nthreads = threads_resolve(opts->nthreads);
+/* Per-thread workspaces, the gradient slots and the per-batch arrays. */
+static int alloc_buffers(run *r, const config *cfg, tr_error *err)
+{
     r->ws = net_workspaces_create(&r->net, r->nthreads, err);
     if (!r->ws)
         return -1;
@@ -235,6 +220,33 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     size_t most = r->nval > r->test.count ? r->nval : r->test.count;
     r->preds = tr_calloc(most ? most : 1, 1, err);
     if (!r->slots || !r->grad || !r->losses || !r->hits || !r->order || !r->preds)
+        return -1;
+    return 0;
+}
+
+static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
+{
+    r->cfg = cfg;
+    if (net_create(&r->net, cfg, err) != 0 || load_sets(r, cfg, opts, err) != 0)
+        return -1;
+    net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
+    if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
+        return -1;
+    /* Each layer's weights and bias learn at its own scale. */
+    for (int i = 0; i < r->net.nlayers; i++) {
+        const net_layer *l = &r->net.layers[i];
+        if (l->nweights + l->nbias &&
+            optim_add_segment(&r->opt, l->w_off, l->nweights + l->nbias, l->lr_scale, err) != 0)
+            return -1;
+    }
+    r->state.best_val = -1.0;
+    if (opts->init_from && init_from(r, opts->init_from, err) != 0)
+        return -1;
+    if (opts->resume && resume_from(r, opts->resume, err) != 0)
+        return -1;
+
+    r->nthreads = threads_resolve(opts->nthreads);
+    if (alloc_buffers(r, cfg, err) != 0)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
     runlog_steps_path(cfg->metrics, r->steps_path, sizeof r->steps_path);
@@ -258,21 +270,6 @@ static void teardown(run *r)
     dataset_free(&r->train);
     dataset_free(&r->test);
     provenance_free(&r->prov);
-}
-
-/* The optimizer step on parameters [c0, c1), layer by layer (each layer has
- * its own learning-rate scale). Elementwise, so any split gives the same bytes. */
-static void update_range(run *r, size_t c0, size_t c1, float lr)
-{
-    const network *net = &r->net;
-    for (int i = 0; i < net->nlayers; i++) {
-        const net_layer *l = &net->layers[i];
-        size_t lo = l->w_off, hi = l->w_off + l->nweights + l->nbias;
-        lo = lo > c0 ? lo : c0;
-        hi = hi < c1 ? hi : c1;
-        if (lo < hi)
-            optim_update(&r->opt, net->params, r->grad, lo, hi - lo, lr * l->lr_scale);
-    }
 }
 
 /* Parameters per reduction chunk: whole cache lines, few enough chunks that
@@ -337,7 +334,7 @@ static void run_chunk(void *ctx, void *worker, uint32_t c)
     }
     for (size_t j = c0; j < c1; j++)
         g[j] *= inv;
-    update_range(r, c0, c1, b->lr);
+    optim_update_range(&r->opt, r->net.params, g, c0, c1, b->lr);
 }
 
 /* With several ranks: every rank's blocks summed in tree order into grad,
@@ -431,209 +428,296 @@ static const provenance *stamp(run *r, uint64_t epochs, double seconds)
     return &r->prov;
 }
 
+/* ---- The run, step by step ----
+ *
+ * train_run: start_run; then per epoch run_epoch (the batch loop) and, as
+ * it ended, finish_epoch (evaluation, the best epoch, the log rows, the
+ * files), stop_run (a signal: checkpoint and return) or diverged (an
+ * error naming what is left). Only rank 0 writes files and reports; every
+ * failure is agreed on by all ranks, so none waits forever in a
+ * collective. */
+
+/* The start-up line: sizes, threads, kernels and what a step sends. */
+static void report_start(const run *r, double load_seconds)
+{
+    const train_options *opts = r->opts;
+    const size_t B = (size_t)r->cfg->batch_size;
+    char kernels[512];
+    net_kernel_summary(&r->net, kernels, sizeof kernels);
+    train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads,
+                              load_seconds, opts->resume ? (int)r->state.epoch : -1,
+                              opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
+                              dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net) };
+    size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
+    for (int k = 0; k < dist_size(); k++) {
+        size_t bytes = dist_step_bytes(r->net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
+        info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
+        info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
+    }
+    opts->obs.on_start(opts->obs.user, &info);
+}
+
+/* Everything loaded and allocated, the logs open, the observer told. */
+static int start_run(run *r, const config *cfg, tr_error *err)
+{
+    double t_load = timer_now();
+    if (dist_agree(setup(r, cfg, r->opts, err), err) != 0)
+        return -1;
+    snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", r->ckpt_path);
+    const int resumed = r->opts->resume != NULL;
+    if (dist_agree(r->leader ? runlog_start_metrics(&r->metrics_log, cfg->metrics, r->state.epoch, resumed, err) ||
+                                   runlog_start_steps(&r->steps_log, r->steps_path, r->state.step, resumed, err)
+                             : 0,
+                   err) != 0)
+        return -1;
+    r->first_loss = -1.0;
+    if (r->opts->armed)
+        *r->opts->armed = 1; /* from here a stop is honoured with a checkpoint */
+    if (r->leader && r->opts->obs.on_start)
+        report_start(r, timer_now() - t_load);
+    return 0;
+}
+
+/* How an epoch's batch loop ended. */
+typedef enum { EPOCH_DONE, EPOCH_STOPPED, EPOCH_DIVERGED, EPOCH_FAILED } epoch_end;
+
+/* One pass over the training set, as far as it got. */
+typedef struct {
+    uint64_t epoch;     /* 0-based */
+    double t0;          /* when its batch loop began */
+    size_t done_before; /* its samples trained by the run this one resumes */
+    float lr;           /* at its last step */
+    uint64_t batch;     /* the last batch begun: where it stopped or diverged */
+    double batch_loss;  /* that batch's mean loss */
+} epoch_pass;
+
+/* Not finite, or exploding while still finite: a loss of 1e31 trains
+ * nothing either. */
+static int diverging(run *r, double batch_loss)
+{
+    if (r->first_loss < 0)
+        r->first_loss = batch_loss;
+    double ceiling = TRAIN_LOSS_BLOWUP * (r->first_loss > 1 ? r->first_loss : 1);
+    return !isfinite(r->state.loss_sum) || !(batch_loss <= ceiling);
+}
+
+/* The progress bar, at most five times a second. */
+static void report_progress(const run *r, const epoch_pass *e, size_t done, double *last)
+{
+    double now = timer_now();
+    if (r->leader && r->opts->obs.on_progress && now - *last > 0.2) {
+        *last = now;
+        r->opts->obs.on_progress(r->opts->obs.user, done, r->ntrain,
+                                 (double)(done - e->done_before) / (now - e->t0));
+    }
+}
+
+/* Thread 0: the batches of epoch E->epoch, from the batch the state is at. */
+static epoch_end batch_loop(run *r, epoch_pass *e, batch_sched *sched, batch_job *job)
+{
+    const config *cfg = r->cfg;
+    const size_t B = (size_t)cfg->batch_size;
+    const uint64_t nbatches = (r->ntrain + B - 1) / B;
+    double last_progress = e->t0;
+    for (uint64_t b = r->state.batch; b < nbatches; b++) {
+        e->batch = b;
+        /* With MPI, each batch's exchange carries the stop flag. */
+        if (b == r->state.batch || dist_size() == 1 ? dist_any(r->opts->stop && *r->opts->stop) : r->stop_seen)
+            return EPOCH_STOPPED;
+        size_t start = (size_t)b * B, bs = start + B <= r->ntrain ? B : r->ntrain - start;
+        e->lr = (float)schedule_lr(cfg, r->state.step, nbatches);
+        double loss_before = r->state.loss_sum;
+        train_batch(r, sched, job, start, bs, e->epoch, e->lr, &r->ws[0]);
+        e->batch_loss = (r->state.loss_sum - loss_before) / (double)bs;
+        runlog_add_step(&r->steps_log, r->state.step, e->epoch + 1, e->batch_loss, e->lr);
+        if (r->dist_failed)
+            return EPOCH_FAILED;
+        if (diverging(r, e->batch_loss))
+            return EPOCH_DIVERGED;
+        report_progress(r, e, start + bs, &last_progress);
+    }
+    return EPOCH_DONE;
+}
+
+/* One pass over the training set: thread 0 runs the batch loop, the other
+ * threads help with each batch (batch_sched.h). */
+static epoch_end run_epoch(run *r, epoch_pass *e)
+{
+    shuffle(r->order, r->ntrain, (uint64_t)r->cfg->seed, e->epoch);
+    e->t0 = timer_now();
+    e->done_before = (size_t)(r->state.batch * (uint64_t)r->cfg->batch_size);
+    epoch_end end = EPOCH_DONE;
+    batch_job job = { .r = r };
+    batch_sched sched;
+    sched_init(&sched, &(sched_work){ run_block, run_chunk, &job });
+#pragma omp parallel num_threads(r->nthreads)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        if (tid != 0) {
+            sched_help(&sched, &r->ws[tid]);
+        } else {
+            end = batch_loop(r, e, &sched, &job);
+            sched_quit(&sched);
+        }
+    }
+    return end;
+}
+
+/* A stop signal: the state after the last whole batch goes to the
+ * checkpoint, for a resume to continue from. */
+static int stop_run(run *r, const epoch_pass *e, tr_error *err)
+{
+    r->state.epoch = e->epoch;
+    r->state.batch = e->batch;
+    const provenance *p = stamp(r, e->epoch, r->res->train_seconds + (timer_now() - e->t0));
+    /* The step log goes with the checkpoint, which a resume reads it
+     * against; the epoch table stays with the model until the next epoch
+     * ends. */
+    if (dist_agree(r->leader ? checkpoint_save_prov(r->ckpt_path, r->cfg, &r->net, &r->opt, &r->state, p, err) ||
+                                   runlog_publish(&r->steps_log, err)
+                             : 0,
+                   err))
+        return -1;
+    /* Another rank may have seen the signal first. */
+    const train_options *opts = r->opts;
+    r->res->interrupted_by = opts->stop && *opts->stop ? (int)*opts->stop : SIGTERM;
+    return 0;
+}
+
+/* The error for a diverged epoch, naming what the user can go back to. */
+static int diverged(const run *r, const epoch_pass *e, tr_error *err)
+{
+    /* Name a checkpoint only if it is this run's: one it wrote, or the one
+     * it resumed from. */
+    char last[CONFIG_PATH_MAX + 96];
+    if (r->ckpt_written)
+        snprintf(last, sizeof last, "the last good checkpoint is %s (end of epoch %llu)", r->ckpt_path,
+                 (unsigned long long)e->epoch);
+    else if (r->opts->resume)
+        snprintf(last, sizeof last, "the checkpoint it resumed from, %s, is untouched", r->opts->resume);
+    else
+        snprintf(last, sizeof last, "no checkpoint was written");
+    char what[96];
+    if (isfinite(e->batch_loss))
+        snprintf(what, sizeof what, "the batch loss %.3g is over %d times its first value %.3g", e->batch_loss,
+                 TRAIN_LOSS_BLOWUP, r->first_loss);
+    else
+        snprintf(what, sizeof what, "the loss is not finite");
+    return tr_fail(err, TR_ERUNTIME,
+                   "training diverged in epoch %llu, batch %llu (step %llu): %s; try a lower train.lr (now %g); %s",
+                   (unsigned long long)e->epoch + 1, (unsigned long long)e->batch + 1,
+                   (unsigned long long)r->state.step, what, r->cfg->lr, last);
+}
+
+/* Validation and test accuracy of the weights as they are now. */
+static int evaluate_epoch(run *r, epoch_report *rep, tr_error *err)
+{
+    double t1 = timer_now();
+    size_t val_correct;
+    if (r->nval && evaluate(r, r->ntrain, r->nval, &r->train, &rep->val_acc, &val_correct, &rep->val_loss, err) != 0)
+        return -1;
+    if (evaluate(r, 0, r->test.count, &r->test, &rep->test_acc, &r->res->test_correct, &rep->test_loss, err) != 0)
+        return -1;
+    r->res->test_acc = rep->test_acc;
+    r->res->test_total = r->test.count;
+    r->prov.test_accuracy = rep->test_acc;
+    r->prov.test_correct = r->res->test_correct;
+    r->prov.test_total = r->test.count;
+    rep->eval_seconds = timer_now() - t1;
+    return 0;
+}
+
+/* The state moves to the next epoch. With a validation set the model file
+ * keeps the best epoch; without one, the latest: returns whether this
+ * epoch's weights are kept. */
+static int close_epoch(run *r, uint64_t epoch, double val_acc)
+{
+    int better = r->nval == 0 || val_acc > r->state.best_val;
+    if (r->nval && better) {
+        r->state.best_val = val_acc;
+        r->state.best_epoch = epoch + 1;
+    }
+    r->state.epoch = epoch + 1;
+    r->state.batch = 0;
+    r->state.loss_sum = 0.0;
+    r->state.correct = r->state.seen = 0;
+    return better;
+}
+
+/* The epoch's row, the model (if BETTER), the checkpoint, then the logs. */
+static int save_epoch(run *r, uint64_t epoch, epoch_report *rep, int better, tr_error *err)
+{
+    const config *cfg = r->cfg;
+    const double row[M_NCOL] = { [M_EPOCH] = rep->epoch,         [M_TRAIN_LOSS] = rep->train_loss,
+                                 [M_TRAIN_ACC] = rep->train_acc, [M_VAL_ACC] = rep->val_acc,
+                                 [M_TEST_ACC] = rep->test_acc,   [M_LR] = rep->lr,
+                                 [M_RATE] = rep->samples_per_s,  [M_SECS] = rep->seconds,
+                                 [M_TEST_LOSS] = rep->test_loss, [M_VAL_LOSS] = rep->val_loss };
+    runlog_add_epoch(&r->metrics_log, row);
+    const provenance *p = stamp(r, epoch + 1, r->res->train_seconds);
+    int wrc = 0;
+    if (r->leader && better)
+        wrc = checkpoint_save_prov(cfg->model, cfg, &r->net, NULL, NULL, p, err);
+    rep->saved_model = better;
+    if (r->leader && wrc == 0)
+        wrc = checkpoint_save_prov(r->ckpt_path, cfg, &r->net, &r->opt, &r->state, p, err);
+    /* The logs right after the files they describe (see runlog_writer). */
+    if (r->leader && wrc == 0)
+        wrc = runlog_publish(&r->metrics_log, err) || runlog_publish(&r->steps_log, err) ? -1 : 0;
+    if (dist_agree(wrc, err) != 0)
+        return -1;
+    r->ckpt_written = 1;
+    if (r->leader && r->opts->obs.on_epoch)
+        r->opts->obs.on_epoch(r->opts->obs.user, rep);
+    return 0;
+}
+
+/* After a whole epoch: its figures, the evaluation, the files. */
+static int finish_epoch(run *r, const epoch_pass *e, tr_error *err)
+{
+    double train_secs = timer_now() - e->t0;
+    r->res->train_seconds += train_secs;
+    epoch_report rep = { .epoch = (int)e->epoch + 1, .epochs = r->cfg->epochs, .lr = e->lr, .val_acc = -1.0,
+                         .val_loss = -1.0 };
+    rep.train_loss = r->state.loss_sum / (double)r->state.seen;
+    rep.train_acc = (double)r->state.correct / (double)r->state.seen;
+    rep.seconds = train_secs;
+    rep.samples_per_s = (double)(r->ntrain - e->done_before) / train_secs;
+    if (evaluate_epoch(r, &rep, err) != 0)
+        return -1;
+    int better = close_epoch(r, e->epoch, rep.val_acc);
+    return save_epoch(r, e->epoch, &rep, better, err);
+}
+
 int train_run(const config *cfg, const train_options *opts, train_result *res, tr_error *err)
 {
     memset(res, 0, sizeof *res);
     run r;
     memset(&r, 0, sizeof r);
     r.stop = opts->stop;
-    double t_load = timer_now();
-    runlog_writer metrics_log = { 0 }, steps_log = { 0 };
-    int rc = -1;
-    /* Only rank 0 writes files and reports; a failure on any rank is agreed
-     * on by all, so none waits forever in a collective. */
-    const int leader = dist_rank() == 0;
-    if (dist_agree(setup(&r, cfg, opts, err), err) != 0)
-        goto out;
-    snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r.ckpt_path);
-    if (dist_agree(leader ? runlog_start_metrics(&metrics_log, cfg->metrics, r.state.epoch, opts->resume != NULL,
-                                                 err) ||
-                                runlog_start_steps(&steps_log, r.steps_path, r.state.step, opts->resume != NULL, err)
-                          : 0,
-                   err) != 0)
-        goto out;
-
-    const size_t B = (size_t)cfg->batch_size;
-    const uint64_t nbatches = (r.ntrain + B - 1) / B;
-    double first_loss = -1.0; /* this run's first batch loss, the yardstick for divergence */
-    if (opts->armed)
-        *opts->armed = 1; /* from here a stop is honoured with a checkpoint */
-    if (leader && opts->obs.on_start) {
-        char kernels[512];
-        net_kernel_summary(&r.net, kernels, sizeof kernels);
-        train_start_info info = { r.ntrain, r.nval, r.test.count, r.net.nparams, r.nthreads,
-                                  timer_now() - t_load, opts->resume ? (int)r.state.epoch : -1,
-                                  opts->resume ? (int)r.state.batch : -1, opts->resume ? opts->resume : r.ckpt_path, dist_size(), SIZE_MAX, 0, kernels,
-                                  net_train_flops(&r.net) };
-        size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
-        for (int k = 0; k < dist_size(); k++) {
-            size_t bytes = dist_step_bytes(r.net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
-            info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
-            info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
+    r.opts = opts;
+    r.res = res;
+    r.leader = dist_rank() == 0;
+    int rc = start_run(&r, cfg, err);
+    for (uint64_t epoch = r.state.epoch; rc == 0 && epoch < (uint64_t)cfg->epochs; epoch++) {
+        epoch_pass e = { .epoch = epoch };
+        epoch_end end = run_epoch(&r, &e);
+        if (end == EPOCH_STOPPED) {
+            rc = stop_run(&r, &e, err);
+            break;
         }
-        opts->obs.on_start(opts->obs.user, &info);
+        if (end == EPOCH_FAILED)
+            rc = tr_fail(err, r.dist_err.code, "%s", r.dist_err.msg);
+        else if (end == EPOCH_DIVERGED)
+            rc = diverged(&r, &e, err);
+        else
+            rc = finish_epoch(&r, &e, err);
     }
-
-    for (uint64_t epoch = r.state.epoch; epoch < (uint64_t)cfg->epochs; epoch++) {
-        shuffle(r.order, r.ntrain, (uint64_t)cfg->seed, epoch);
-        double t0 = timer_now(), last_progress = t0;
-        size_t done_before = (size_t)(r.state.batch * B);
-        float lr = 0.0f;
-        /* Thread 0 runs the batches; the others help (batch_sched.h). The
-         * loop cannot leave the parallel region early, so a stop or a
-         * divergence is recorded and handled after it. */
-        uint64_t stop_at = UINT64_MAX, diverged_at = UINT64_MAX;
-        double diverged_loss = 0.0;
-        batch_job job = { .r = &r };
-        batch_sched sched;
-        sched_init(&sched, &(sched_work){ run_block, run_chunk, &job });
-#pragma omp parallel num_threads(r.nthreads)
-        {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            if (tid != 0) {
-                sched_help(&sched, &r.ws[tid]);
-            } else {
-                for (uint64_t b = r.state.batch; b < nbatches; b++) {
-                    /* With MPI, each batch's exchange carries the stop flag. */
-                    if (b == r.state.batch || dist_size() == 1 ? dist_any(opts->stop && *opts->stop) : r.stop_seen) {
-                        stop_at = b;
-                        break;
-                    }
-                    size_t start = (size_t)b * B, bs = start + B <= r.ntrain ? B : r.ntrain - start;
-                    lr = (float)schedule_lr(cfg, r.state.step, nbatches);
-                    double loss_before = r.state.loss_sum;
-                    train_batch(&r, &sched, &job, start, bs, epoch, lr, &r.ws[0]);
-                    double batch_loss = (r.state.loss_sum - loss_before) / (double)bs;
-                    runlog_add_step(&steps_log, r.state.step, epoch + 1, batch_loss, lr);
-                    if (r.dist_failed)
-                        break;
-                    /* Not finite, or exploding while still finite: a loss of
-                     * 1e31 trains nothing either. */
-                    if (first_loss < 0)
-                        first_loss = batch_loss;
-                    double ceiling = TRAIN_LOSS_BLOWUP * (first_loss > 1 ? first_loss : 1);
-                    if (!isfinite(r.state.loss_sum) || !(batch_loss <= ceiling)) {
-                        diverged_at = b;
-                        diverged_loss = batch_loss;
-                        break;
-                    }
-                    double now = timer_now();
-                    if (leader && opts->obs.on_progress && now - last_progress > 0.2) {
-                        last_progress = now;
-                        size_t done = start + bs;
-                        opts->obs.on_progress(opts->obs.user, done, r.ntrain,
-                                              (double)(done - done_before) / (now - t0));
-                    }
-                }
-                sched_quit(&sched);
-            }
-        }
-        if (r.dist_failed) {
-            tr_fail(err, r.dist_err.code, "%s", r.dist_err.msg);
-            goto out;
-        }
-        if (stop_at != UINT64_MAX) {
-            r.state.epoch = epoch;
-            r.state.batch = stop_at;
-            const provenance *p = stamp(&r, epoch, res->train_seconds + (timer_now() - t0));
-            /* The step log goes with the checkpoint, which a resume reads it
-             * against; the epoch table stays with the model until the next
-             * epoch ends. */
-            if (dist_agree(leader ? checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err) ||
-                                        runlog_publish(&steps_log, err)
-                                  : 0,
-                           err))
-                goto out;
-            /* Another rank may have seen the signal first. */
-            res->interrupted_by = opts->stop && *opts->stop ? (int)*opts->stop : SIGTERM;
-            rc = 0;
-            goto out;
-        }
-        if (diverged_at != UINT64_MAX) {
-            /* Name a checkpoint only if it is this run's: one it wrote, or
-             * the one it resumed from. */
-            char last[CONFIG_PATH_MAX + 96];
-            if (r.ckpt_written)
-                snprintf(last, sizeof last, "the last good checkpoint is %s (end of epoch %llu)", r.ckpt_path,
-                         (unsigned long long)epoch);
-            else if (opts->resume)
-                snprintf(last, sizeof last, "the checkpoint it resumed from, %s, is untouched", opts->resume);
-            else
-                snprintf(last, sizeof last, "no checkpoint was written");
-            char what[96];
-            if (isfinite(diverged_loss))
-                snprintf(what, sizeof what, "the batch loss %.3g is over %d times its first value %.3g",
-                         diverged_loss, TRAIN_LOSS_BLOWUP, first_loss);
-            else
-                snprintf(what, sizeof what, "the loss is not finite");
-            tr_fail(err, TR_ERUNTIME,
-                    "training diverged in epoch %llu, batch %llu (step %llu): %s; try a lower train.lr (now %g); %s",
-                    (unsigned long long)epoch + 1, (unsigned long long)diverged_at + 1,
-                    (unsigned long long)r.state.step, what, cfg->lr, last);
-            goto out;
-        }
-        double train_secs = timer_now() - t0;
-        res->train_seconds += train_secs;
-
-        epoch_report rep = { .epoch = (int)epoch + 1, .epochs = cfg->epochs, .lr = lr, .val_acc = -1.0,
-                             .val_loss = -1.0 };
-        rep.train_loss = r.state.loss_sum / (double)r.state.seen;
-        rep.train_acc = (double)r.state.correct / (double)r.state.seen;
-        rep.seconds = train_secs;
-        rep.samples_per_s = (double)(r.ntrain - done_before) / train_secs;
-        double t1 = timer_now();
-        size_t val_correct;
-        if (r.nval && evaluate(&r, r.ntrain, r.nval, &r.train, &rep.val_acc, &val_correct, &rep.val_loss, err) != 0)
-            goto out;
-        if (evaluate(&r, 0, r.test.count, &r.test, &rep.test_acc, &res->test_correct, &rep.test_loss, err) != 0)
-            goto out;
-        res->test_acc = rep.test_acc;
-        res->test_total = r.test.count;
-        r.prov.test_accuracy = rep.test_acc;
-        r.prov.test_correct = res->test_correct;
-        r.prov.test_total = r.test.count;
-        rep.eval_seconds = timer_now() - t1;
-
-        /* With a validation set the model file keeps the best epoch;
-         * without one, the latest. */
-        int better = r.nval == 0 || rep.val_acc > r.state.best_val;
-        if (r.nval && better) {
-            r.state.best_val = rep.val_acc;
-            r.state.best_epoch = epoch + 1;
-        }
-        r.state.epoch = epoch + 1;
-        r.state.batch = 0;
-        r.state.loss_sum = 0.0;
-        r.state.correct = r.state.seen = 0;
-        int wrc = 0;
-        const double row[M_NCOL] = { [M_EPOCH] = rep.epoch,         [M_TRAIN_LOSS] = rep.train_loss,
-                                     [M_TRAIN_ACC] = rep.train_acc, [M_VAL_ACC] = rep.val_acc,
-                                     [M_TEST_ACC] = rep.test_acc,   [M_LR] = rep.lr,
-                                     [M_RATE] = rep.samples_per_s,  [M_SECS] = rep.seconds,
-                                     [M_TEST_LOSS] = rep.test_loss, [M_VAL_LOSS] = rep.val_loss };
-        runlog_add_epoch(&metrics_log, row);
-        const provenance *p = stamp(&r, epoch + 1, res->train_seconds);
-        if (leader && wrc == 0 && better)
-            wrc = checkpoint_save_prov(cfg->model, cfg, &r.net, NULL, NULL, p, err);
-        rep.saved_model = better;
-        if (leader && wrc == 0)
-            wrc = checkpoint_save_prov(r.ckpt_path, cfg, &r.net, &r.opt, &r.state, p, err);
-        /* The logs right after the files they describe (see runlog_writer). */
-        if (leader && wrc == 0)
-            wrc = runlog_publish(&metrics_log, err) || runlog_publish(&steps_log, err) ? -1 : 0;
-        if (dist_agree(wrc, err) != 0)
-            goto out;
-        r.ckpt_written = 1;
-        if (leader && opts->obs.on_epoch)
-            opts->obs.on_epoch(opts->obs.user, &rep);
-    }
-    rc = 0;
-out:
-    runlog_free(&metrics_log);
-    runlog_free(&steps_log);
+    runlog_free(&r.metrics_log);
+    runlog_free(&r.steps_log);
     teardown(&r);
     return rc;
 }

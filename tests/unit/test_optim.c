@@ -171,9 +171,49 @@ static void schedules(void **state)
     assert_near(lr_at(&c, 40), 0.01, 1e-12);
 }
 
+/* Segments: each steps at the rate times its scale, a parameter in no
+ * segment stays, and a step cut into other ranges gives the same bytes. */
+static void segment_scales(void **state)
+{
+    (void)state;
+    config c;
+    config_defaults(&c);
+    c.optimizer = OPT_SGD;
+    c.weight_decay = 0;
+    optimizer a, b;
+    tr_error err = { 0 };
+    assert_ok(optim_create(&a, &c, 10, &err), &err);
+    assert_ok(optim_create(&b, &c, 10, &err), &err);
+    for (optimizer *o = &a; o; o = o == &a ? &b : NULL) {
+        assert_ok(optim_add_segment(o, 1, 3, 1.0f, &err), &err);
+        assert_ok(optim_add_segment(o, 4, 4, 0.5f, &err), &err);
+    }
+    assert_int_equal(optim_add_segment(&a, 8, 3, 1.0f, &err), -1);
+    assert_non_null(strstr(err.msg, "outside"));
+    float wa[10], wb[10], g[10];
+    for (int i = 0; i < 10; i++) {
+        wa[i] = wb[i] = (float)i;
+        g[i] = 1.0f + 0.25f * (float)i;
+    }
+    optim_begin_step(&a);
+    optim_begin_step(&b);
+    optim_update_range(&a, wa, g, 0, 10, 0.1f);
+    optim_update_range(&b, wb, g, 0, 3, 0.1f);
+    optim_update_range(&b, wb, g, 3, 5, 0.1f);
+    optim_update_range(&b, wb, g, 5, 10, 0.1f);
+    assert_memory_equal(wa, wb, sizeof wa);
+    /* SGD's first step: w -= lr * scale * g. */
+    assert_true(wa[0] == 0.0f && wa[8] == 8.0f && wa[9] == 9.0f);
+    assert_near(wa[2], 2.0 - 0.1 * 1.5, 1e-6);
+    assert_near(wa[5], 5.0 - 0.05 * 2.25, 1e-6);
+    optim_free(&a);
+    optim_free(&b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(sgd_momentum_step),
     cmocka_unit_test(adam_step),
     cmocka_unit_test(schedules),
+    cmocka_unit_test(segment_scales),
 };
 TEST_GROUP(optim_group, tests);
