@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
+
 typedef enum { K_INT, K_I64, K_DOUBLE, K_BOOL, K_PATH, K_ENUM } key_type;
 
 typedef struct {
@@ -418,41 +420,13 @@ int config_parse_string(config *c, const char *text, const char *name, tr_error 
 
 int config_load(config *c, const char *path, tr_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tr_fail(err, TR_EINPUT, "%s: cannot open config: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *text = malloc(cap);
-    int rc = 0;
-    while (text) {
-        if (len + 1 >= cap) {
-            if (cap >= ((size_t)1 << 24)) {
-                rc = tr_fail(err, TR_EINPUT, "%s: config file too large", path);
-                break;
-            }
-            char *nt = realloc(text, cap * 2);
-            if (!nt)
-                break;
-            text = nt;
-            cap *= 2;
-        }
-        size_t n = fread(text + len, 1, cap - 1 - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (!text)
-        rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    else if (rc == 0 && ferror(f))
-        rc = tr_fail(err, TR_EINPUT, "%s: read error (is it a directory?)", path);
-    else if (rc == 0 && memchr(text, '\0', len))
-        rc = tr_fail(err, TR_EINPUT, "%s: contains a NUL byte; not a text config", path);
-    fclose(f);
-    if (rc == 0) {
-        text[len] = '\0';
-        snprintf(c->source, sizeof c->source, "%s", path);
-        rc = parse_text(c, text, path, err);
-    }
+    char *text = NULL;
+    size_t len = 0;
+    int rc = files_read_text(path, "config", &text, &len, err);
+    if (rc != 0)
+        return rc;
+    snprintf(c->source, sizeof c->source, "%s", path);
+    rc = parse_text(c, text, path, err);
     free(text);
     return rc;
 }
