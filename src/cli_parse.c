@@ -248,6 +248,56 @@ static int take_positionals(cli_args *a, const char **pos, int npos, const char 
     return 0;
 }
 
+/* getopt_long's tables for the commands in HERE: their rows only. SHORTS
+ * starts "-:" (positionals in order as 1, whatever POSIXLY_CORRECT says;
+ * ':' for a missing value). */
+static void getopt_tables(unsigned here, struct option *longopts, char *shorts)
+{
+    size_t nlong = 0;
+    char *s = shorts;
+    *s++ = '-';
+    *s++ = ':';
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (!(options[i].commands & here))
+            continue;
+        longopts[nlong++] = (struct option){ options[i].name, options[i].arg ? required_argument : no_argument,
+                                             NULL, options[i].val };
+        if (options[i].val < 256) {
+            *s++ = (char)options[i].val;
+            if (options[i].arg)
+                *s++ = ':';
+        }
+    }
+    *s = '\0';
+    longopts[nlong] = (struct option){ 0 };
+}
+
+/* getopt_long's '?' or ':' for the element CUR: an option of another
+ * command, a missing value, or an unknown option. Prints; returns the status. */
+static int refuse(int opt, const char *cur, unsigned here)
+{
+    if (opt == ':') {
+        const char *m = optopt >= 256 ? missing_value[optopt - 256] : NULL;
+        if (m)
+            return cli_error(TR_EINPUT, "%s", m);
+        return cli_error(TR_EINPUT, "%s needs a thread count from 1 to 4096", cur);
+    }
+    const cli_option *o = other_commands_option(cur, optopt);
+    if (o && !(o->commands & here))
+        return not_here(o);
+    if (strncmp(cur, "--", 2))
+        return cli_error(TR_EINPUT, "unknown option '-%c' (see --help)", optopt);
+    return cli_error(TR_EINPUT, "unknown option '%s' (see --help)", cur);
+}
+
+static int add_positional(const char **pos, int *npos, const char *arg)
+{
+    if (*npos == CLI_MAX_INPUTS)
+        return cli_error(TR_EINPUT, "more than %d input files", CLI_MAX_INPUTS);
+    pos[(*npos)++] = arg;
+    return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_args *a)
 {
     *a = (cli_args){ .cmd = CMD_TRAIN, .argv0 = argv[0], .argc = argc, .argv = argv };
@@ -263,21 +313,8 @@ int cli_parse(int argc, char **argv, cli_args *a)
      * its argv[0]. */
     const unsigned here = a->cmd == CMD_HELP ? ALL_COMMANDS : ONLY(a->cmd);
     struct option longopts[NOPTIONS + 1];
-    size_t nlong = 0;
-    char shorts[3 + 2 * NOPTIONS] = "-:", *s = shorts + 2;
-    for (size_t i = 0; i < NOPTIONS; i++) {
-        if (!(options[i].commands & here))
-            continue;
-        longopts[nlong++] = (struct option){ options[i].name, options[i].arg ? required_argument : no_argument,
-                                             NULL, options[i].val };
-        if (options[i].val < 256) {
-            *s++ = (char)options[i].val;
-            if (options[i].arg)
-                *s++ = ':';
-        }
-    }
-    *s = '\0';
-    longopts[nlong] = (struct option){ 0 };
+    char shorts[3 + 2 * NOPTIONS];
+    getopt_tables(here, longopts, shorts);
     int gargc = argc - first + 1;
     char **gargv = argv + first - 1;
 
@@ -285,40 +322,19 @@ int cli_parse(int argc, char **argv, cli_args *a)
     int npos = 0, opt, rc;
     opterr = 0;
     optind = 0; /* glibc: start afresh (a second parse in one process) */
-    /* "-" first: positionals come back in order as 1, whatever POSIXLY_CORRECT says. */
     for (;;) {
         /* The element getopt is in: with "-" first it never permutes, and
          * inside a bundle of short options optind stays on it. */
         const char *cur = gargv[optind ? optind : 1];
         if ((opt = getopt_long(gargc, gargv, shorts, longopts, NULL)) == -1)
             break;
-        if (opt == 1) {
-            if (npos == CLI_MAX_INPUTS)
-                return cli_error(TR_EINPUT, "more than %d input files", CLI_MAX_INPUTS);
-            pos[npos++] = optarg;
-            continue;
-        }
-        if (opt == ':') {
-            const char *m = optopt >= 256 ? missing_value[optopt - 256] : NULL;
-            if (m)
-                return cli_error(TR_EINPUT, "%s", m);
-            return cli_error(TR_EINPUT, "%s needs a thread count from 1 to 4096", cur);
-        }
-        if (opt == '?') {
-            const cli_option *o = other_commands_option(cur, optopt);
-            if (o && !(o->commands & here))
-                return not_here(o);
-            if (strncmp(cur, "--", 2))
-                return cli_error(TR_EINPUT, "unknown option '-%c' (see --help)", optopt);
-            return cli_error(TR_EINPUT, "unknown option '%s' (see --help)", cur);
-        }
-        if ((rc = take(a, opt, optarg, cur, &config)) != 0)
+        if (opt == '?' || opt == ':')
+            return refuse(opt, cur, here);
+        if ((rc = opt == 1 ? add_positional(pos, &npos, optarg) : take(a, opt, optarg, cur, &config)) != 0)
             return rc;
     }
-    for (; optind < gargc; optind++) { /* after "--" */
-        if (npos == CLI_MAX_INPUTS)
-            return cli_error(TR_EINPUT, "more than %d input files", CLI_MAX_INPUTS);
-        pos[npos++] = gargv[optind];
-    }
+    for (; optind < gargc; optind++) /* after "--" */
+        if ((rc = add_positional(pos, &npos, gargv[optind])) != 0)
+            return rc;
     return take_positionals(a, pos, npos, config);
 }

@@ -101,12 +101,64 @@ static const char default_layers[] =
     "[layer.pool2]\ntype = maxpool\nsize = 2\nstride = 2\n"
     "[layer.fc]\ntype = dense\noutputs = 10\nactivation = none\nlr_scale = 1\n";
 
+static int set_enum(int *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    for (int i = 0; k->names[i]; i++) {
+        if (!strcmp(value, k->names[i])) {
+            *field = i;
+            return 0;
+        }
+    }
+    int n = snprintf(msg, msgsz, "'%s' must be one of", k->key);
+    for (int i = 0; k->names[i] && n > 0 && (size_t)n < msgsz; i++)
+        n += snprintf(msg + n, msgsz - (size_t)n, "%s %s", i ? "," : "", k->names[i]);
+    if (n > 0 && (size_t)n < msgsz)
+        snprintf(msg + n, msgsz - (size_t)n, ", not '%s'", value);
+    return -1;
+}
+
+/* K_INT into an int, K_I64 into an int64_t, within [min, max]. */
+static int set_integer(char *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (end == value || *end != '\0' || errno == ERANGE) {
+        snprintf(msg, msgsz, "'%s' must be an integer, not '%s'", k->key, value);
+        return -1;
+    }
+    if ((double)v < k->min || (double)v > k->max) {
+        snprintf(msg, msgsz, "'%s' = %lld is out of range [%.0f, %.0f]", k->key, v, k->min, k->max);
+        return -1;
+    }
+    if (k->type == K_INT)
+        *(int *)field = (int)v;
+    else
+        *(int64_t *)field = v;
+    return 0;
+}
+
+static int set_double(double *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (end == value || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+        snprintf(msg, msgsz, "'%s' must be a number, not '%s'", k->key, value);
+        return -1;
+    }
+    if (v < k->min || v > k->max) {
+        snprintf(msg, msgsz, "'%s' = %g is out of range [%g, %g]", k->key, v, k->min, k->max);
+        return -1;
+    }
+    *field = v;
+    return 0;
+}
+
 /* Parses VALUE into the field at BASE + spec->offset; MSG gets the reason. */
 static int set_value(void *base, const key_spec *k, const char *value, char *msg, size_t msgsz)
 {
     char *field = (char *)base + k->offset;
-    char *end = NULL;
-    errno = 0;
     switch (k->type) {
     case K_PATH: {
         /* Lines longer than inih's buffer are read by read_line, so the
@@ -130,50 +182,12 @@ static int set_value(void *base, const key_spec *k, const char *value, char *msg
         }
         return 0;
     case K_ENUM:
-        for (int i = 0; k->names[i]; i++) {
-            if (!strcmp(value, k->names[i])) {
-                *(int *)field = i;
-                return 0;
-            }
-        }
-        {
-            int n = snprintf(msg, msgsz, "'%s' must be one of", k->key);
-            for (int i = 0; k->names[i] && n > 0 && (size_t)n < msgsz; i++)
-                n += snprintf(msg + n, msgsz - (size_t)n, "%s %s", i ? "," : "", k->names[i]);
-            if (n > 0 && (size_t)n < msgsz)
-                snprintf(msg + n, msgsz - (size_t)n, ", not '%s'", value);
-        }
-        return -1;
+        return set_enum((int *)field, k, value, msg, msgsz);
     case K_INT:
-    case K_I64: {
-        long long v = strtoll(value, &end, 10);
-        if (end == value || *end != '\0' || errno == ERANGE) {
-            snprintf(msg, msgsz, "'%s' must be an integer, not '%s'", k->key, value);
-            return -1;
-        }
-        if ((double)v < k->min || (double)v > k->max) {
-            snprintf(msg, msgsz, "'%s' = %lld is out of range [%.0f, %.0f]", k->key, v, k->min, k->max);
-            return -1;
-        }
-        if (k->type == K_INT)
-            *(int *)field = (int)v;
-        else
-            *(int64_t *)field = v;
-        return 0;
-    }
-    case K_DOUBLE: {
-        double v = strtod(value, &end);
-        if (end == value || *end != '\0' || errno == ERANGE || !isfinite(v)) {
-            snprintf(msg, msgsz, "'%s' must be a number, not '%s'", k->key, value);
-            return -1;
-        }
-        if (v < k->min || v > k->max) {
-            snprintf(msg, msgsz, "'%s' = %g is out of range [%g, %g]", k->key, v, k->min, k->max);
-            return -1;
-        }
-        *(double *)field = v;
-        return 0;
-    }
+    case K_I64:
+        return set_integer(field, k, value, msg, msgsz);
+    case K_DOUBLE:
+        return set_double((double *)field, k, value, msg, msgsz);
     }
     return -1;
 }
