@@ -137,9 +137,8 @@ static void test_table(void **state)
         int taken = 0;
         for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
             const int here = (o[i].commands & 1u << uses[u].cmd) != 0;
-            const char *const *pos = uses[u].argv + 1;
-            if (!strcmp(o[i].name, "config"))
-                pos = (const char *const[]){ NULL, NULL };
+            static const char *const no_positionals[2] = { NULL, NULL };
+            const char *const *pos = !strcmp(o[i].name, "config") ? no_positionals : uses[u].argv + 1;
             const char *argv[6] = { uses[u].argv[0] }, **p = argv + 1;
             snprintf(opt, sizeof opt, "--%s", o[i].name);
             *p++ = opt;
