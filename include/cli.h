@@ -50,8 +50,7 @@ typedef struct {
     int val;          /* the short letter, or 256 and up for none */
     const char *arg;  /* the value's name in --help, NULL: takes none */
     const char *help;
-    unsigned commands; /* bit (1 << cli_command) where it has effect */
-    int strict;        /* refused outside `commands` (else ignored there) */
+    unsigned commands; /* bit (1 << cli_command) where it has effect; refused elsewhere */
 } cli_option;
 
 const cli_option *cli_options(size_t *n);

@@ -36,6 +36,16 @@ typedef size_t (*files_content_limit)(const uint8_t *head, size_t n, int at_end,
 int files_read_all(const char *path, files_content_limit limit, uint8_t **data, size_t *len, uint8_t *sha256,
                    tr_error *err);
 
+/* The largest text file (a config) read: a config is a few KB; more means
+ * the wrong file was named. */
+#define FILES_TEXT_MAX_BYTES ((size_t)1 << 24)
+
+/* Reads PATH as stored (never inflated) into a fresh NUL-terminated
+ * buffer: a text file, which may be empty but may hold no NUL byte, and
+ * which with its NUL stays below FILES_TEXT_MAX_BYTES. WHAT names the kind of file in the
+ * messages ("cannot open config: ...", "config file too large"). */
+int files_read_text(const char *path, const char *what, char **text, size_t *len, tr_error *err);
+
 /* Writes LEN bytes to PATH atomically: a temp file beside it (PATH.tmp.
  * XXXXXX), fsync, rename, fsync of the folder. A reader sees the old file
  * or the new one, never a mix; on failure the old one is untouched. */

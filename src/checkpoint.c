@@ -331,6 +331,117 @@ int checkpoint_load(const char *path, config *cfg, network *net, optimizer *opt,
     return checkpoint_load_prov(path, cfg, net, opt, state, NULL, err);
 }
 
+/* Magic, length and CRC: a reader over what lies between the magic and
+ * the CRC, or -1 with the reason. */
+static int open_envelope(const char *path, const uint8_t *data, size_t len, reader *r, tr_error *err)
+{
+    if (len >= 8 && memcmp(data, MODEL_MAGIC, 8) != 0) {
+        const char *archive = idx_archive_name(data, len);
+        if (archive)
+            return tr_fail(err, TR_EINPUT, "%s: not a trainer model file (bad magic): it is %s", path, archive);
+        return bad(err, path, "not a trainer model file (bad magic)");
+    }
+    if (len < 8 + 12 + 8 + 4)
+        return bad(err, path, "too short to be a model file (truncated)");
+    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
+                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
+    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4) != stored_crc)
+        return bad(err, path, "CRC-32 mismatch: the file is corrupt or truncated");
+    *r = (reader){ data, len - 4, 8 };
+    return 0;
+}
+
+/* The header's version and flags, then the stored config into *CFG. */
+static int read_header_and_config(reader *r, const char *path, config *cfg, uint32_t *flags, tr_error *err)
+{
+    uint32_t version = 0, text_len = 0;
+    get_u32(r, &version);
+    get_u32(r, flags);
+    get_u32(r, &text_len);
+    /* Version 1 is version 2 without provenance. */
+    if (version != MODEL_VERSION && version != 1)
+        return tr_fail(err, TR_EINPUT, "%s: model format version %u, this trainer reads versions 1 to %u", path,
+                       version, MODEL_VERSION);
+    if (*flags & ~(FLAG_TRAIN_STATE | (version >= 2 ? FLAG_PROVENANCE : 0)))
+        return bad(err, path, "unknown flags");
+    char *text = NULL;
+    if (text_len > r->len - r->pos || !(text = malloc((size_t)text_len + 1)))
+        return bad(err, path, "config section is truncated");
+    take(r, text, text_len);
+    text[text_len] = '\0';
+    config_defaults(cfg);
+    int rc = config_parse_string(cfg, text, path, err);
+    free(text);
+    return rc;
+}
+
+/* The network the stored config describes, with the stored weights. */
+static int read_weights(reader *r, const char *path, const config *cfg, network *net, tr_error *err)
+{
+    uint64_t nparams = 0;
+    /* The weights must fit in the file before the network built from the
+     * stored config may allocate for them. */
+    if (get_u64(r, &nparams) || nparams > (r->len - r->pos) / 4)
+        return bad(err, path, "weights are truncated");
+    if (net_create(net, cfg, err) != 0)
+        return -1;
+    if (nparams != net->nparams)
+        return tr_fail(err, TR_EINPUT, "%s: holds %llu parameters but its architecture needs %zu", path,
+                       (unsigned long long)nparams, net->nparams);
+    if (get_f32s(r, net->params, net->nparams))
+        return bad(err, path, "weights are truncated");
+    if (!all_finite(net->params, net->nparams))
+        return bad(err, path, "holds a weight that is not finite (NaN or infinity)");
+    return 0;
+}
+
+/* The training position and the optimizer's state, checked. */
+static int read_train_state(reader *r, const char *path, uint32_t flags, const config *cfg, const network *net,
+                            optimizer *opt, train_state *state, tr_error *err)
+{
+    if (!(flags & FLAG_TRAIN_STATE))
+        return bad(err, path, "is a final model without training state; resume from a checkpoint (.ckpt)");
+    uint32_t kind, nstate;
+    uint64_t t;
+    if (get_u32(r, &kind) || get_u64(r, &t) || get_u64(r, &state->epoch) || get_u64(r, &state->batch) ||
+        get_u64(r, &state->step) || get_f64(r, &state->loss_sum) || get_u64(r, &state->correct) ||
+        get_u64(r, &state->seen) || get_f64(r, &state->best_val) || get_u64(r, &state->best_epoch) ||
+        get_u32(r, &nstate))
+        return bad(err, path, "training state is truncated");
+    if (kind != (uint32_t)cfg->optimizer)
+        return bad(err, path, "optimizer state does not match the stored config");
+    if (optim_create(opt, cfg, net->nparams, err) != 0)
+        return -1;
+    opt->t = t;
+    if (nstate != (uint32_t)opt->nstate)
+        return bad(err, path, "optimizer state has the wrong number of arrays");
+    for (int i = 0; i < opt->nstate; i++)
+        if (get_f32s(r, opt->state[i], opt->n))
+            return bad(err, path, "optimizer state is truncated");
+    return check_state(path, cfg, opt, state, err);
+}
+
+/* The sections in file order: config, weights, training state (read into
+ * OPT and STATE, or skipped when OPT is NULL), provenance, nothing more. */
+static int read_sections(const char *path, const uint8_t *data, size_t len, config *cfg, network *net,
+                         optimizer *opt, train_state *state, provenance *prov, tr_error *err)
+{
+    reader r = { 0 };
+    uint32_t flags = 0;
+    if (open_envelope(path, data, len, &r, err) != 0 || read_header_and_config(&r, path, cfg, &flags, err) != 0 ||
+        read_weights(&r, path, cfg, net, err) != 0)
+        return -1;
+    if (opt && read_train_state(&r, path, flags, cfg, net, opt, state, err) != 0)
+        return -1;
+    if (!opt && (flags & FLAG_TRAIN_STATE) && skip_state(&r, net->nparams) != 0)
+        return bad(err, path, "training state is truncated");
+    if ((flags & FLAG_PROVENANCE) && get_provenance(&r, prov, path, err) != 0)
+        return -1;
+    if (r.pos != r.len)
+        return bad(err, path, "unexpected bytes after the last section");
+    return 0;
+}
+
 int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer *opt, train_state *state,
                          provenance *prov, tr_error *err)
 {
@@ -347,117 +458,7 @@ int checkpoint_load_prov(const char *path, config *cfg, network *net, optimizer 
     /* idx_slurp reads plain files whole; a gzipped model is accepted too. */
     if (idx_slurp(path, &data, &len, err) != 0)
         return -1;
-    int rc = -1;
-    char *text = NULL;
-    if (len >= 8 && memcmp(data, MODEL_MAGIC, 8) != 0) {
-        const char *archive = idx_archive_name(data, len);
-        if (archive)
-            tr_fail(err, TR_EINPUT, "%s: not a trainer model file (bad magic): it is %s", path, archive);
-        else
-            bad(err, path, "not a trainer model file (bad magic)");
-        goto out;
-    }
-    if (len < 8 + 12 + 8 + 4) {
-        bad(err, path, "too short to be a model file (truncated)");
-        goto out;
-    }
-    uint32_t stored_crc = (uint32_t)data[len - 4] | (uint32_t)data[len - 3] << 8 |
-                          (uint32_t)data[len - 2] << 16 | (uint32_t)data[len - 1] << 24;
-    if ((uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len - 4) != stored_crc) {
-        bad(err, path, "CRC-32 mismatch: the file is corrupt or truncated");
-        goto out;
-    }
-    reader r = { data, len - 4, 8 };
-    uint32_t version = 0, flags = 0, text_len = 0;
-    get_u32(&r, &version);
-    get_u32(&r, &flags);
-    get_u32(&r, &text_len);
-    /* Version 1 is version 2 without provenance. */
-    if (version != MODEL_VERSION && version != 1) {
-        tr_fail(err, TR_EINPUT, "%s: model format version %u, this trainer reads versions 1 to %u", path,
-                version, MODEL_VERSION);
-        goto out;
-    }
-    if (flags & ~(FLAG_TRAIN_STATE | (version >= 2 ? FLAG_PROVENANCE : 0))) {
-        bad(err, path, "unknown flags");
-        goto out;
-    }
-    if (text_len > r.len - r.pos || !(text = malloc((size_t)text_len + 1))) {
-        bad(err, path, "config section is truncated");
-        goto out;
-    }
-    take(&r, text, text_len);
-    text[text_len] = '\0';
-    config_defaults(cfg);
-    uint64_t nparams = 0;
-    /* The weights must fit in the file before the network built from the
-     * stored config may allocate for them. */
-    if (config_parse_string(cfg, text, path, err) != 0)
-        goto out;
-    if (get_u64(&r, &nparams) || nparams > (r.len - r.pos) / 4) {
-        bad(err, path, "weights are truncated");
-        goto out;
-    }
-    if (net_create(net, cfg, err) != 0)
-        goto out;
-    if (nparams != net->nparams) {
-        tr_fail(err, TR_EINPUT, "%s: holds %llu parameters but its architecture needs %zu", path,
-                (unsigned long long)nparams, net->nparams);
-        goto out;
-    }
-    if (get_f32s(&r, net->params, net->nparams)) {
-        bad(err, path, "weights are truncated");
-        goto out;
-    }
-    if (!all_finite(net->params, net->nparams)) {
-        bad(err, path, "holds a weight that is not finite (NaN or infinity)");
-        goto out;
-    }
-    if (opt) {
-        if (!(flags & FLAG_TRAIN_STATE)) {
-            bad(err, path, "is a final model without training state; resume from a checkpoint (.ckpt)");
-            goto out;
-        }
-        uint32_t kind, nstate;
-        uint64_t t;
-        if (get_u32(&r, &kind) || get_u64(&r, &t) || get_u64(&r, &state->epoch) ||
-            get_u64(&r, &state->batch) || get_u64(&r, &state->step) || get_f64(&r, &state->loss_sum) ||
-            get_u64(&r, &state->correct) || get_u64(&r, &state->seen) || get_f64(&r, &state->best_val) ||
-            get_u64(&r, &state->best_epoch) || get_u32(&r, &nstate)) {
-            bad(err, path, "training state is truncated");
-            goto out;
-        }
-        if (kind != (uint32_t)cfg->optimizer) {
-            bad(err, path, "optimizer state does not match the stored config");
-            goto out;
-        }
-        if (optim_create(opt, cfg, net->nparams, err) != 0)
-            goto out;
-        opt->t = t;
-        if (nstate != (uint32_t)opt->nstate) {
-            bad(err, path, "optimizer state has the wrong number of arrays");
-            goto out;
-        }
-        for (int i = 0; i < opt->nstate; i++)
-            if (get_f32s(&r, opt->state[i], opt->n)) {
-                bad(err, path, "optimizer state is truncated");
-                goto out;
-            }
-        if (check_state(path, cfg, opt, state, err) != 0)
-            goto out;
-    }
-    if (!opt && (flags & FLAG_TRAIN_STATE) && skip_state(&r, net->nparams) != 0) {
-        bad(err, path, "training state is truncated");
-        goto out;
-    }
-    if ((flags & FLAG_PROVENANCE) && get_provenance(&r, prov, path, err) != 0)
-        goto out;
-    if (r.pos != r.len) {
-        bad(err, path, "unexpected bytes after the last section");
-        goto out;
-    }
-    rc = 0;
-out:
+    int rc = read_sections(path, data, len, cfg, net, opt, state, prov, err);
     if (rc != 0) {
         net_free(net);
         if (opt)
@@ -465,7 +466,6 @@ out:
         provenance_free(prov);
     }
     provenance_free(&scratch);
-    free(text);
     free(data);
     return rc;
 }

@@ -303,23 +303,21 @@ static void put_shell_word(FILE *f, const char *word)
     fputc('\'', f);
 }
 
-int cli_train(const cli_args *a)
+/* The config train runs on: CONFIG or the default one, then --set; the
+ * network is built once so an impossible stack fails before any output. */
+static int load_train_config(const cli_args *a, config *cfg, const char *path, tr_error *err)
 {
-    config cfg;
-    tr_error err = { 0 };
-    if (a->init && a->resume)
-        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
-    char found[PATH_MAX + 32];
-    const char *path = a->config ? a->config : find_default_config(found, sizeof found);
-    config_defaults(&cfg);
-    network shapes; /* built once here so an impossible stack fails before any output */
-    if ((path && config_load(&cfg, path, &err) != 0) || apply_sets(&cfg, a, &err) != 0 ||
-        net_create(&shapes, &cfg, &err) != 0)
-        return fail_with(&err);
+    config_defaults(cfg);
+    network shapes;
+    if ((path && config_load(cfg, path, err) != 0) || apply_sets(cfg, a, err) != 0 ||
+        net_create(&shapes, cfg, err) != 0)
+        return -1;
     net_free(&shapes);
+    return 0;
+}
 
-    if (dist_agree(dist_rank() == 0 ? outputs_claim(&cfg, &err) : 0, &err) != 0)
-        return fail_with(&err);
+static void catch_stop_signals(const cli_args *a)
+{
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -337,6 +335,74 @@ int cli_train(const cli_args *a)
     /* A reader that goes away (trainer | head -1) must not stop training;
      * the failed writes are reported at exit (cli_finish). */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* A run stopped by a signal: its checkpoint and the command that goes on. */
+static int report_interrupted(const cli_args *a, const config *cfg, const train_result *res, const train_view *view,
+                              tr_error *err)
+{
+    if (dist_rank() > 0)
+        return 128 + res->interrupted_by;
+    if (view->bar)
+        fputs("\r\033[K", stderr);
+    /* A live report stops reloading: it is rewritten without the refresh. */
+    if (cfg->report[0] && access(cfg->model, R_OK) == 0 && write_report(a, cfg, 0, 0, err) != 0)
+        fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err->msg);
+    fprintf(stderr, "trainer: stopped by signal %d (%s); checkpoint written to %s\n", res->interrupted_by,
+            signal_name(res->interrupted_by), res->checkpoint);
+    /* The same config and the same --set options: resuming with
+     * anything else would not continue the same run. */
+    fputs("trainer: continue with: trainer train", stderr);
+    if (a->config)
+        put_shell_word(stderr, a->config);
+    for (int i = 0; i < a->nsets; i++) {
+        fputs(" --set", stderr);
+        put_shell_word(stderr, a->sets[i]);
+    }
+    fputs(" --resume", stderr);
+    put_shell_word(stderr, res->checkpoint);
+    fputc('\n', stderr);
+    return 128 + res->interrupted_by;
+}
+
+/* A run that ended: the model line, the report, the accuracy line. */
+static int report_finished(const cli_args *a, const config *cfg, const train_result *res, const train_view *view,
+                           tr_error *err)
+{
+    if (!a->quiet)
+        printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg->model, res->checkpoint,
+               res->train_seconds, timer_now() - view->started);
+    if (stop_signal) { /* during the last epoch's evaluation or save: all is written, the report is not */
+        if (dist_rank() == 0)
+            fprintf(stderr, "trainer: stopped by signal %d (%s) after the last epoch; model and checkpoint "
+                    "written%s\n", (int)stop_signal, signal_name(stop_signal),
+                    cfg->report[0] ? ", no report" : "");
+        return 128 + stop_signal;
+    }
+    if (cfg->report[0] && dist_rank() == 0) {
+        if (write_report(a, cfg, 0, 1, err) != 0)
+            return fail_with(err);
+        if (!a->quiet)
+            printf("report: %s/report.html\n", cfg->report);
+    }
+    if (res->test_total)
+        printf("accuracy: %.4f (%zu/%zu)\n", res->test_acc, res->test_correct, res->test_total);
+    return 0;
+}
+
+int cli_train(const cli_args *a)
+{
+    config cfg;
+    tr_error err = { 0 };
+    if (a->init && a->resume)
+        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
+    char found[PATH_MAX + 32];
+    const char *path = a->config ? a->config : find_default_config(found, sizeof found);
+    if (load_train_config(a, &cfg, path, &err) != 0)
+        return fail_with(&err);
+    if (dist_agree(dist_rank() == 0 ? outputs_claim(&cfg, &err) : 0, &err) != 0)
+        return fail_with(&err);
+    catch_stop_signals(a);
 
     train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg };
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
@@ -356,49 +422,9 @@ int cli_train(const cli_args *a)
             fprintf(stderr, "trainer: warning: the report was not updated: %s\n", rerr.msg);
         return fail_with(&err);
     }
-    if (res.interrupted_by && dist_rank() > 0)
-        return 128 + res.interrupted_by;
-    if (res.interrupted_by) {
-        if (view.bar)
-            fputs("\r\033[K", stderr);
-        /* A live report stops reloading: it is rewritten without the refresh. */
-        if (cfg.report[0] && access(cfg.model, R_OK) == 0 && write_report(a, &cfg, 0, 0, &err) != 0)
-            fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err.msg);
-        fprintf(stderr, "trainer: stopped by signal %d (%s); checkpoint written to %s\n", res.interrupted_by,
-                signal_name(res.interrupted_by), res.checkpoint);
-        /* The same config and the same --set options: resuming with
-         * anything else would not continue the same run. */
-        fputs("trainer: continue with: trainer train", stderr);
-        if (a->config)
-            put_shell_word(stderr, a->config);
-        for (int i = 0; i < a->nsets; i++) {
-            fputs(" --set", stderr);
-            put_shell_word(stderr, a->sets[i]);
-        }
-        fputs(" --resume", stderr);
-        put_shell_word(stderr, res.checkpoint);
-        fputc('\n', stderr);
-        return 128 + res.interrupted_by;
-    }
-    if (!a->quiet)
-        printf("model: %s  (checkpoint %s)  trained in %.1f s, %.1f s in all\n", cfg.model, res.checkpoint,
-               res.train_seconds, timer_now() - view.started);
-    if (stop_signal) { /* during the last epoch's evaluation or save: all is written, the report is not */
-        if (dist_rank() == 0)
-            fprintf(stderr, "trainer: stopped by signal %d (%s) after the last epoch; model and checkpoint "
-                    "written%s\n", (int)stop_signal, signal_name(stop_signal),
-                    cfg.report[0] ? ", no report" : "");
-        return 128 + stop_signal;
-    }
-    if (cfg.report[0] && dist_rank() == 0) {
-        if (write_report(a, &cfg, 0, 1, &err) != 0)
-            return fail_with(&err);
-        if (!a->quiet)
-            printf("report: %s/report.html\n", cfg.report);
-    }
-    if (res.test_total)
-        printf("accuracy: %.4f (%zu/%zu)\n", res.test_acc, res.test_correct, res.test_total);
-    return 0;
+    if (res.interrupted_by)
+        return report_interrupted(a, &cfg, &res, &view, &err);
+    return report_finished(a, &cfg, &res, &view, &err);
 }
 
 int cli_report(const cli_args *a)
@@ -563,6 +589,63 @@ static int save_input(const char *dir, const char *path, long index, const uint8
     return png_write_rgb(out, rgb, side, side, err);
 }
 
+/* One image (INDEX in an IDX file, -1 for a picture) made into what the
+ * network sees, saved if asked, classified and printed. Returns 0 or an
+ * exit status (message printed). */
+static int predict_image(const cli_args *a, model_session *s, const char *path, long index, const uint8_t *pixels,
+                         const gray_image *img, int mnist, uint8_t *seen)
+{
+    tr_error err = { 0 };
+    const config *cfg = &s->cfg;
+    int side = cfg->input_size;
+    if (mnist) {
+        char name[PATH_MAX + 32];
+        snprintf(name, sizeof name, index >= 0 ? "%s[%ld]" : "%s", path, index);
+        if (preprocess_mnist(name, pixels, img->width, img->height, side, seen, &err) != 0)
+            return fail_with(&err);
+    } else if (img->width != (uint32_t)side || img->height != (uint32_t)side) {
+        return cli_error(TR_EINPUT, "%s: images are %ux%u, the model takes %dx%d (--preprocess mnist scales them)",
+                         path, img->width, img->height, side, side);
+    } else {
+        memcpy(seen, pixels, (size_t)img->width * img->height);
+    }
+    if (a->save_input && save_input(a->save_input, path, index, seen, side, &err) != 0)
+        return fail_with(&err);
+    float probs[256];
+    classify(&s->net, &s->ws[0], seen, cfg->normalize, probs);
+    (a->json ? print_prediction_json : print_prediction)(path, index, probs, cfg->classes);
+    return 0;
+}
+
+/* One input file: a picture, or every image of an IDX file. */
+static int predict_file(const cli_args *a, model_session *s, const char *path, uint8_t *seen)
+{
+    tr_error err = { 0 };
+    uint8_t *data = NULL;
+    size_t len = 0, count = 1;
+    gray_image img = { 0 };
+    const uint8_t *pixels = NULL;
+    int is_image = 0, rc = 0;
+    if (idx_slurp(path, &data, &len, &err) != 0)
+        rc = fail_with(&err);
+    else if ((is_image = image_sniff(data, len) != IMAGE_NONE) || len < 4 || data[0] || data[1] || data[2] != 8)
+        rc = image_decode(path, data, len, &img, &err) != 0 ? fail_with(&err) : 0;
+    else if (idx_parse_images(path, data, len, &count, &img.height, &img.width, &pixels, &err) != 0)
+        rc = fail_with(&err);
+    if (rc == 0 && is_image)
+        pixels = img.pixels;
+    /* Pictures are made to look like MNIST; IDX files already do. */
+    int mnist = a->preprocess ? !strcmp(a->preprocess, "mnist") : is_image;
+    size_t n = (size_t)img.width * img.height;
+    if (rc == 0 && count == 0)
+        rc = cli_error(TR_EINPUT, "%s: holds no images", path);
+    for (size_t j = 0; rc == 0 && j < count && !ferror(stdout); j++)
+        rc = predict_image(a, s, path, is_image ? -1 : (long)j, pixels + j * n, &img, mnist, seen);
+    image_free(&img);
+    free(data);
+    return rc;
+}
+
 int cli_predict(const cli_args *a)
 {
     model_session s;
@@ -572,58 +655,13 @@ int cli_predict(const cli_args *a)
         return fail_with(&err);
     }
     const config *cfg = &s.cfg;
-    float probs[256];
     int side = cfg->input_size;
     uint8_t *seen = malloc((size_t)side * side); /* what the network sees */
     int rc = seen ? 0 : cli_error(TR_ERUNTIME, "out of memory");
     if (!a->json && rc == 0)
         printf("# input: class (p=probability) then the probability of each class 0..%d\n", cfg->classes - 1);
-    for (int i = 0; i < a->ninputs && rc == 0 && !ferror(stdout); i++) {
-        const char *path = a->inputs[i];
-        uint8_t *data = NULL;
-        size_t len = 0, count = 1;
-        gray_image img = { 0 };
-        const uint8_t *pixels = NULL;
-        int is_image = 0;
-        if (idx_slurp(path, &data, &len, &err) != 0)
-            rc = fail_with(&err);
-        else if ((is_image = image_sniff(data, len) != IMAGE_NONE) || len < 4 || data[0] || data[1] || data[2] != 8)
-            rc = image_decode(path, data, len, &img, &err) != 0 ? fail_with(&err) : 0;
-        else if (idx_parse_images(path, data, len, &count, &img.height, &img.width, &pixels, &err) != 0)
-            rc = fail_with(&err);
-        if (rc == 0 && is_image)
-            pixels = img.pixels;
-        /* Pictures are made to look like MNIST; IDX files already do. */
-        int mnist = a->preprocess ? !strcmp(a->preprocess, "mnist") : is_image;
-        size_t n = (size_t)img.width * img.height;
-        if (rc == 0 && count == 0)
-            rc = cli_error(TR_EINPUT, "%s: holds no images", path);
-        for (size_t j = 0; rc == 0 && j < count && !ferror(stdout); j++) {
-            long index = is_image ? -1 : (long)j;
-            if (mnist) {
-                char name[PATH_MAX + 32];
-                snprintf(name, sizeof name, index >= 0 ? "%s[%ld]" : "%s", path, index);
-                if (preprocess_mnist(name, pixels + j * n, img.width, img.height, side, seen, &err) != 0) {
-                    rc = fail_with(&err);
-                    break;
-                }
-            } else if (img.width != (uint32_t)side || img.height != (uint32_t)side) {
-                rc = cli_error(TR_EINPUT, "%s: images are %ux%u, the model takes %dx%d (--preprocess mnist scales them)",
-                               path, img.width, img.height, side, side);
-                break;
-            } else {
-                memcpy(seen, pixels + j * n, n);
-            }
-            if (a->save_input && save_input(a->save_input, path, index, seen, side, &err) != 0) {
-                rc = fail_with(&err);
-                break;
-            }
-            classify(&s.net, &s.ws[0], seen, cfg->normalize, probs);
-            (a->json ? print_prediction_json : print_prediction)(path, index, probs, cfg->classes);
-        }
-        image_free(&img);
-        free(data);
-    }
+    for (int i = 0; i < a->ninputs && rc == 0 && !ferror(stdout); i++)
+        rc = predict_file(a, &s, a->inputs[i], seen);
     free(seen);
     session_close(&s);
     return rc;

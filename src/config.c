@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
+
 typedef enum { K_INT, K_I64, K_DOUBLE, K_BOOL, K_PATH, K_ENUM } key_type;
 
 typedef struct {
@@ -99,12 +101,64 @@ static const char default_layers[] =
     "[layer.pool2]\ntype = maxpool\nsize = 2\nstride = 2\n"
     "[layer.fc]\ntype = dense\noutputs = 10\nactivation = none\nlr_scale = 1\n";
 
+static int set_enum(int *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    for (int i = 0; k->names[i]; i++) {
+        if (!strcmp(value, k->names[i])) {
+            *field = i;
+            return 0;
+        }
+    }
+    int n = snprintf(msg, msgsz, "'%s' must be one of", k->key);
+    for (int i = 0; k->names[i] && n > 0 && (size_t)n < msgsz; i++)
+        n += snprintf(msg + n, msgsz - (size_t)n, "%s %s", i ? "," : "", k->names[i]);
+    if (n > 0 && (size_t)n < msgsz)
+        snprintf(msg + n, msgsz - (size_t)n, ", not '%s'", value);
+    return -1;
+}
+
+/* K_INT into an int, K_I64 into an int64_t, within [min, max]. */
+static int set_integer(char *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (end == value || *end != '\0' || errno == ERANGE) {
+        snprintf(msg, msgsz, "'%s' must be an integer, not '%s'", k->key, value);
+        return -1;
+    }
+    if ((double)v < k->min || (double)v > k->max) {
+        snprintf(msg, msgsz, "'%s' = %lld is out of range [%.0f, %.0f]", k->key, v, k->min, k->max);
+        return -1;
+    }
+    if (k->type == K_INT)
+        *(int *)field = (int)v;
+    else
+        *(int64_t *)field = v;
+    return 0;
+}
+
+static int set_double(double *field, const key_spec *k, const char *value, char *msg, size_t msgsz)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (end == value || *end != '\0' || errno == ERANGE || !isfinite(v)) {
+        snprintf(msg, msgsz, "'%s' must be a number, not '%s'", k->key, value);
+        return -1;
+    }
+    if (v < k->min || v > k->max) {
+        snprintf(msg, msgsz, "'%s' = %g is out of range [%g, %g]", k->key, v, k->min, k->max);
+        return -1;
+    }
+    *field = v;
+    return 0;
+}
+
 /* Parses VALUE into the field at BASE + spec->offset; MSG gets the reason. */
 static int set_value(void *base, const key_spec *k, const char *value, char *msg, size_t msgsz)
 {
     char *field = (char *)base + k->offset;
-    char *end = NULL;
-    errno = 0;
     switch (k->type) {
     case K_PATH: {
         /* Lines longer than inih's buffer are read by read_line, so the
@@ -128,50 +182,12 @@ static int set_value(void *base, const key_spec *k, const char *value, char *msg
         }
         return 0;
     case K_ENUM:
-        for (int i = 0; k->names[i]; i++) {
-            if (!strcmp(value, k->names[i])) {
-                *(int *)field = i;
-                return 0;
-            }
-        }
-        {
-            int n = snprintf(msg, msgsz, "'%s' must be one of", k->key);
-            for (int i = 0; k->names[i] && n > 0 && (size_t)n < msgsz; i++)
-                n += snprintf(msg + n, msgsz - (size_t)n, "%s %s", i ? "," : "", k->names[i]);
-            if (n > 0 && (size_t)n < msgsz)
-                snprintf(msg + n, msgsz - (size_t)n, ", not '%s'", value);
-        }
-        return -1;
+        return set_enum((int *)field, k, value, msg, msgsz);
     case K_INT:
-    case K_I64: {
-        long long v = strtoll(value, &end, 10);
-        if (end == value || *end != '\0' || errno == ERANGE) {
-            snprintf(msg, msgsz, "'%s' must be an integer, not '%s'", k->key, value);
-            return -1;
-        }
-        if ((double)v < k->min || (double)v > k->max) {
-            snprintf(msg, msgsz, "'%s' = %lld is out of range [%.0f, %.0f]", k->key, v, k->min, k->max);
-            return -1;
-        }
-        if (k->type == K_INT)
-            *(int *)field = (int)v;
-        else
-            *(int64_t *)field = v;
-        return 0;
-    }
-    case K_DOUBLE: {
-        double v = strtod(value, &end);
-        if (end == value || *end != '\0' || errno == ERANGE || !isfinite(v)) {
-            snprintf(msg, msgsz, "'%s' must be a number, not '%s'", k->key, value);
-            return -1;
-        }
-        if (v < k->min || v > k->max) {
-            snprintf(msg, msgsz, "'%s' = %g is out of range [%g, %g]", k->key, v, k->min, k->max);
-            return -1;
-        }
-        *(double *)field = v;
-        return 0;
-    }
+    case K_I64:
+        return set_integer(field, k, value, msg, msgsz);
+    case K_DOUBLE:
+        return set_double((double *)field, k, value, msg, msgsz);
     }
     return -1;
 }
@@ -418,41 +434,13 @@ int config_parse_string(config *c, const char *text, const char *name, tr_error 
 
 int config_load(config *c, const char *path, tr_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tr_fail(err, TR_EINPUT, "%s: cannot open config: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *text = malloc(cap);
-    int rc = 0;
-    while (text) {
-        if (len + 1 >= cap) {
-            if (cap >= ((size_t)1 << 24)) {
-                rc = tr_fail(err, TR_EINPUT, "%s: config file too large", path);
-                break;
-            }
-            char *nt = realloc(text, cap * 2);
-            if (!nt)
-                break;
-            text = nt;
-            cap *= 2;
-        }
-        size_t n = fread(text + len, 1, cap - 1 - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (!text)
-        rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-    else if (rc == 0 && ferror(f))
-        rc = tr_fail(err, TR_EINPUT, "%s: read error (is it a directory?)", path);
-    else if (rc == 0 && memchr(text, '\0', len))
-        rc = tr_fail(err, TR_EINPUT, "%s: contains a NUL byte; not a text config", path);
-    fclose(f);
-    if (rc == 0) {
-        text[len] = '\0';
-        snprintf(c->source, sizeof c->source, "%s", path);
-        rc = parse_text(c, text, path, err);
-    }
+    char *text = NULL;
+    size_t len = 0;
+    int rc = files_read_text(path, "config", &text, &len, err);
+    if (rc != 0)
+        return rc;
+    snprintf(c->source, sizeof c->source, "%s", path);
+    rc = parse_text(c, text, path, err);
     free(text);
     return rc;
 }

@@ -296,6 +296,56 @@ int files_read_all(const char *path, files_content_limit limit_of, uint8_t **dat
     return 0;
 }
 
+/* A text file's cap doubles as the stream limit (a config read from a
+ * FIFO or /dev/zero stops one byte past it). */
+static size_t text_capped(const uint8_t *head, size_t n, int at_end, int *kind)
+{
+    (void)head, (void)n, (void)at_end;
+    *kind = FILES_CONTENT_CAPPED;
+    return FILES_TEXT_MAX_BYTES;
+}
+
+int files_read_text(const char *path, const char *what, char **text, size_t *len, tr_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail(err, TR_EINPUT, "%s: cannot open %s: %s", path, what, strerror(errno));
+    /* The text and its NUL must stay below the cap. */
+    const size_t most = FILES_TEXT_MAX_BYTES - 2;
+    struct stat st;
+    int rc;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    if (fstat(fd, &st) != 0)
+        rc = tr_fail(err, TR_EINPUT, "%s: cannot stat: %s", path, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        rc = tr_fail(err, TR_EINPUT, "%s: read error (is it a directory?)", path);
+    else if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > most)
+        rc = tr_fail(err, TR_EINPUT, "%s: %s file too large", path, what);
+    else
+        rc = read_all_fd(path, fd, text_capped, &buf, &n, err);
+    close(fd);
+    if (rc != 0)
+        return rc;
+    if (n > most) { /* a stream, or a file that grew */
+        free(buf);
+        return tr_fail(err, TR_EINPUT, "%s: %s file too large", path, what);
+    }
+    if (memchr(buf, '\0', n)) {
+        free(buf);
+        return tr_fail(err, TR_EINPUT, "%s: contains a NUL byte; not a text %s", path, what);
+    }
+    char *t = realloc(buf, n + 1);
+    if (!t) {
+        free(buf);
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    }
+    t[n] = '\0';
+    *text = t;
+    *len = n;
+    return 0;
+}
+
 /* ---- atomic publication ---- */
 
 static int write_all(int fd, const uint8_t *p, size_t n)

@@ -112,57 +112,65 @@ static int gather_model(info *in, const cli_args *a, tr_error *err)
                                   err);
 }
 
+/* A model's own fields: its weights, and how and how well it was trained
+ * (null for a model without provenance, or never tested). */
+static void json_model_fields(json_writer *w, const info *in)
+{
+    const provenance *p = &in->prov;
+    json_string(w, "weights_sha256", in->weights_sha256);
+    json_int(w, "parameters", (int64_t)in->nparams);
+    if (in->has_prov) {
+        char when[32];
+        iso8601(p->created, when, sizeof when);
+        json_string(w, "created", when);
+        json_double(w, "train_seconds", p->train_seconds);
+        json_int(w, "epochs", (int64_t)p->epochs);
+    } else {
+        json_null(w, "created");
+        json_null(w, "train_seconds");
+        json_null(w, "epochs");
+    }
+    if (in->has_prov && p->test_accuracy >= 0) {
+        json_double(w, "test_accuracy", p->test_accuracy);
+        json_int(w, "test_correct", (int64_t)p->test_correct);
+        json_int(w, "test_total", (int64_t)p->test_total);
+    } else {
+        json_null(w, "test_accuracy");
+        json_null(w, "test_correct");
+        json_null(w, "test_total");
+    }
+}
+
+static void json_data_files(json_writer *w, const provenance *p)
+{
+    json_begin_array(w, "data");
+    for (size_t i = 0; i < p->nfiles; i++) {
+        char hex[DIGEST_HEX_SIZE];
+        digest_hex(p->files[i].sha256, hex);
+        json_begin_object(w, NULL);
+        json_string(w, "role", p->files[i].role);
+        json_string(w, "path", p->files[i].path);
+        json_string(w, "sha256", hex);
+        json_int(w, "count", (int64_t)p->files[i].count);
+        json_end_object(w);
+    }
+    json_end_array(w);
+}
+
 static void print_json(const info *in)
 {
     json_writer w;
     json_init(&w, stdout);
     const provenance *p = &in->prov;
-    int model = !strcmp(in->kind, "model");
     json_begin_object(&w, NULL);
     json_string(&w, "kind", in->kind);
     json_string(&w, "path", in->path);
     json_string(&w, "trainer_version", in->has_prov ? p->version : NULL);
     json_string(&w, "fingerprint", in->has_prov ? in->fingerprint : NULL);
-    if (model) {
-        json_string(&w, "weights_sha256", in->weights_sha256);
-        json_int(&w, "parameters", (int64_t)in->nparams);
-        if (in->has_prov) {
-            char when[32];
-            iso8601(p->created, when, sizeof when);
-            json_string(&w, "created", when);
-            json_double(&w, "train_seconds", p->train_seconds);
-            json_int(&w, "epochs", (int64_t)p->epochs);
-            if (p->test_accuracy >= 0) {
-                json_double(&w, "test_accuracy", p->test_accuracy);
-                json_int(&w, "test_correct", (int64_t)p->test_correct);
-                json_int(&w, "test_total", (int64_t)p->test_total);
-            } else {
-                json_null(&w, "test_accuracy");
-                json_null(&w, "test_correct");
-                json_null(&w, "test_total");
-            }
-        } else {
-            json_null(&w, "created");
-            json_null(&w, "train_seconds");
-            json_null(&w, "epochs");
-            json_null(&w, "test_accuracy");
-            json_null(&w, "test_correct");
-            json_null(&w, "test_total");
-        }
-    }
+    if (!strcmp(in->kind, "model"))
+        json_model_fields(&w, in);
     json_int(&w, "seed", in->has_prov ? p->seed : in->cfg.seed);
-    json_begin_array(&w, "data");
-    for (size_t i = 0; i < p->nfiles; i++) {
-        char hex[DIGEST_HEX_SIZE];
-        digest_hex(p->files[i].sha256, hex);
-        json_begin_object(&w, NULL);
-        json_string(&w, "role", p->files[i].role);
-        json_string(&w, "path", p->files[i].path);
-        json_string(&w, "sha256", hex);
-        json_int(&w, "count", (int64_t)p->files[i].count);
-        json_end_object(&w);
-    }
-    json_end_array(&w);
+    json_data_files(&w, p);
     json_begin_object(&w, "test");
     json_string(&w, "images", in->cfg.test_images);
     json_string(&w, "labels", in->cfg.test_labels);

@@ -312,26 +312,18 @@ static const char *norm_description(int normalize)
     }
 }
 
-int onnx_export(const char *path, const config *cfg, const network *net, int bare, tr_error *err)
+/* The two texts the file carries: the model's config, and what the input
+ * is (raw pixels, or already normalised for the bare graph). */
+static int describe(const char *path, const config *cfg, const network *net, int bare, char **cfg_text,
+                    char **input_doc, tr_error *err)
 {
-    int rc = -1;
-    char *cfg_text = NULL, *input_doc = NULL;
     size_t cfg_len = 0, doc_len = 0;
-    uint8_t *buf = NULL;
-    graph_builder *b = calloc(1, sizeof *b);
-    if (!b)
+    FILE *mem = open_memstream(cfg_text, &cfg_len);
+    if (!mem || config_write(cfg, mem, 0) != 0 || fclose(mem) != 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: cannot format the model's config", path);
+    mem = open_memstream(input_doc, &doc_len);
+    if (!mem)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-
-    FILE *mem = open_memstream(&cfg_text, &cfg_len);
-    if (!mem || config_write(cfg, mem, 0) != 0 || fclose(mem) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: cannot format the model's config", path);
-        goto out;
-    }
-    mem = open_memstream(&input_doc, &doc_len);
-    if (!mem) {
-        tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-        goto out;
-    }
     if (bare)
         fprintf(mem, "float [N,1,%d,%d], white digit on black, already normalised: %s", net->input_size,
                 net->input_size, norm_description(cfg->normalize));
@@ -339,11 +331,15 @@ int onnx_export(const char *path, const config *cfg, const network *net, int bar
         fprintf(mem, "float [N,1,%d,%d]: raw pixel values 0..255, white digit on black, MNIST-centred; "
                      "the graph normalises them (%s)",
                 net->input_size, net->input_size, norm_description(cfg->normalize));
-    if (fclose(mem) != 0) {
-        tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
-        goto out;
-    }
+    if (fclose(mem) != 0)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    return 0;
+}
 
+/* The nodes: normalisation (unless bare), the layers, then softmax or the
+ * logits as they are. Returns the output's name. */
+static char *build_graph(graph_builder *b, const config *cfg, const network *net, int bare)
+{
     char *x = bare ? "input" : add_normalization(b, cfg);
     x = add_layers(b, net, x);
     char *result = bare ? "logits" : "probabilities";
@@ -353,11 +349,29 @@ int onnx_export(const char *path, const config *cfg, const network *net, int bar
         Onnx__NodeProto *n = add_node(b, "Softmax", &x, 1, result, "softmax");
         attr_int(b, n, "axis", 1);
     }
-    if (b->overflow) {
-        tr_fail(err, TR_ERUNTIME, "%s: the graph outgrew the exporter's fixed pools", path);
-        goto out;
-    }
+    return result;
+}
 
+static int pack_and_publish(const char *path, const Onnx__ModelProto *model, tr_error *err)
+{
+    size_t size = onnx__model_proto__get_packed_size(model);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory for %zu bytes", path, size);
+    int rc = -1;
+    if (onnx__model_proto__pack(model, buf) != size)
+        tr_fail(err, TR_ERUNTIME, "%s: protobuf-c packed a different size than it measured", path);
+    else
+        rc = atomic_write_file(path, buf, size, err);
+    free(buf);
+    return rc;
+}
+
+/* The graph's inputs and outputs, opset, metadata and the model around
+ * the built nodes, written to PATH. */
+static int write_model(const char *path, graph_builder *b, const network *net, int bare, char *result,
+                       const char *cfg_text, char *input_doc, tr_error *err)
+{
     value_info in, outv;
     int64_t in_dims[4] = { 0, 1, net->input_size, net->input_size }, out_dims[2] = { 0, net->classes };
     value_info_init(&in, "input", input_doc, 4, in_dims);
@@ -409,20 +423,23 @@ int onnx_export(const char *path, const config *cfg, const network *net, int bar
     model.graph = &graph;
     model.n_metadata_props = 4;
     model.metadata_props = meta_ptrs;
+    return pack_and_publish(path, &model, err);
+}
 
-    size_t size = onnx__model_proto__get_packed_size(&model);
-    buf = malloc(size ? size : 1);
-    if (!buf) {
-        tr_fail(err, TR_ERUNTIME, "%s: out of memory for %zu bytes", path, size);
-        goto out;
+int onnx_export(const char *path, const config *cfg, const network *net, int bare, tr_error *err)
+{
+    int rc = -1;
+    char *cfg_text = NULL, *input_doc = NULL;
+    graph_builder *b = calloc(1, sizeof *b);
+    if (!b)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    if (describe(path, cfg, net, bare, &cfg_text, &input_doc, err) == 0) {
+        char *result = build_graph(b, cfg, net, bare);
+        if (b->overflow)
+            tr_fail(err, TR_ERUNTIME, "%s: the graph outgrew the exporter's fixed pools", path);
+        else
+            rc = write_model(path, b, net, bare, result, cfg_text, input_doc, err);
     }
-    if (onnx__model_proto__pack(&model, buf) != size) {
-        tr_fail(err, TR_ERUNTIME, "%s: protobuf-c packed a different size than it measured", path);
-        goto out;
-    }
-    rc = atomic_write_file(path, buf, size, err);
-out:
-    free(buf);
     free(cfg_text);
     free(input_doc);
     free(b);

@@ -77,29 +77,23 @@ static void area_1d(const float *in, size_t in_stride, size_t n_in, float *out, 
     }
 }
 
-int preprocess_mnist(const char *path, const uint8_t *gray, uint32_t w32, uint32_t h32, int side, uint8_t *out,
+/* IMG (W x H, a copy of the picture) made white ink on black as MNIST is:
+ * inverted when its border is light, speckle removed, the background to
+ * 0 and the ink's core to 255. *BOX gets the ink's bounds {x0, y0, x1, y1}. */
+static int clean_ink(const char *path, const uint8_t *gray, uint8_t *img, size_t w, size_t h, size_t *box,
                      tr_error *err)
 {
-    size_t w = w32, h = h32, n = w * h;
-    if (n == 0)
-        return tr_fail(err, TR_EINPUT, "%s: the image is empty (%zux%zu)", path, w, h);
-    int rc = -1;
-    uint8_t *img = malloc(n), *tmp = NULL;
-    float *row = NULL, *half = NULL, *patch = NULL;
-    if (!img)
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory for a %zux%zu image", path, w, h);
-
-    /* White on black, as MNIST. */
+    size_t n = w * h;
     uint8_t flip = border_median(gray, w, h) > 127 ? 255 : 0;
     for (size_t i = 0; i < n; i++)
         img[i] = gray[i] ^ flip;
     if (w >= MEDIAN_MIN_SIDE && h >= MEDIAN_MIN_SIDE) {
-        if (!(tmp = malloc(n))) {
-            tr_fail(err, TR_ERUNTIME, "%s: out of memory for a %zux%zu image", path, w, h);
-            goto out;
-        }
+        uint8_t *tmp = malloc(n);
+        if (!tmp)
+            return tr_fail(err, TR_ERUNTIME, "%s: out of memory for a %zux%zu image", path, w, h);
         median3(img, tmp, w, h);
         memcpy(img, tmp, n);
+        free(tmp);
     }
 
     /* Background to 0, the ink's core to 255: faint backgrounds, JPEG
@@ -108,11 +102,9 @@ int preprocess_mnist(const char *path, const uint8_t *gray, uint32_t w32, uint32
     for (size_t i = 0; i < n; i++)
         if (img[i] > top)
             top = img[i];
-    if (top - bg < MIN_CONTRAST) {
-        tr_fail(err, TR_EINPUT, "%s: no digit found: the image is blank (ink contrast %d of 255, need %d)", path,
-                top - bg < 0 ? 0 : top - bg, MIN_CONTRAST);
-        goto out;
-    }
+    if (top - bg < MIN_CONTRAST)
+        return tr_fail(err, TR_EINPUT, "%s: no digit found: the image is blank (ink contrast %d of 255, need %d)",
+                       path, top - bg < 0 ? 0 : top - bg, MIN_CONTRAST);
     int lo = bg + (top - bg) / 4, hi = bg + 3 * (top - bg) / 4;
     size_t x0 = w, x1 = 0, y0 = h, y1 = 0;
     for (size_t y = 0; y < h; y++)
@@ -127,7 +119,49 @@ int preprocess_mnist(const char *path, const uint8_t *gray, uint32_t w32, uint32
                 y1 = y > y1 ? y : y1;
             }
         }
-    size_t cw = x1 - x0 + 1, ch = y1 - y0 + 1; /* the top pixel is ink: the box is not empty */
+    box[0] = x0, box[1] = y0, box[2] = x1, box[3] = y1; /* the top pixel is ink: the box is not empty */
+    return 0;
+}
+
+/* PATCH (OW x OH) into OUT (SIDE x SIDE) with its centre of mass at the
+ * centre (whole pixels, as MNIST did), kept inside the frame. */
+static void place_centred(const float *patch, size_t ow, size_t oh, int side, uint8_t *out)
+{
+    double mass = 0, mx = 0, my = 0;
+    for (size_t y = 0; y < oh; y++)
+        for (size_t x = 0; x < ow; x++) {
+            double v = patch[y * ow + x];
+            mass += v;
+            mx += v * ((double)x + 0.5);
+            my += v * ((double)y + 0.5);
+        }
+    long ox = lround(side / 2.0 - (mass > 0 ? mx / mass : ow / 2.0));
+    long oy = lround(side / 2.0 - (mass > 0 ? my / mass : oh / 2.0));
+    ox = ox < 0 ? 0 : ox > side - (long)ow ? side - (long)ow : ox;
+    oy = oy < 0 ? 0 : oy > side - (long)oh ? side - (long)oh : oy;
+    memset(out, 0, (size_t)side * side);
+    for (size_t y = 0; y < oh; y++)
+        for (size_t x = 0; x < ow; x++) {
+            float v = patch[y * ow + x];
+            v = v < 0 ? 0 : v > 255 ? 255 : v;
+            out[((size_t)oy + y) * side + (size_t)ox + x] = (uint8_t)lrintf(v);
+        }
+}
+
+int preprocess_mnist(const char *path, const uint8_t *gray, uint32_t w32, uint32_t h32, int side, uint8_t *out,
+                     tr_error *err)
+{
+    size_t w = w32, h = h32, n = w * h, box[4] = { 0 };
+    if (n == 0)
+        return tr_fail(err, TR_EINPUT, "%s: the image is empty (%zux%zu)", path, w, h);
+    int rc = -1;
+    uint8_t *img = malloc(n);
+    float *row = NULL, *half = NULL, *patch = NULL;
+    if (!img)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory for a %zux%zu image", path, w, h);
+    if (clean_ink(path, gray, img, w, h, box, err) != 0)
+        goto out;
+    size_t x0 = box[0], y0 = box[1], cw = box[2] - x0 + 1, ch = box[3] - y0 + 1;
 
     /* Fit the longer side to the box, keeping the aspect ratio. */
     double fit = side * 20.0 / 28.0;
@@ -149,32 +183,10 @@ int preprocess_mnist(const char *path, const uint8_t *gray, uint32_t w32, uint32
     }
     for (size_t x = 0; x < ow; x++)
         area_1d(half + x, ow, ch, patch + x, ow, oh);
-
-    /* Centre of mass to the centre (whole pixels, as MNIST did), kept
-     * inside the frame. */
-    double mass = 0, mx = 0, my = 0;
-    for (size_t y = 0; y < oh; y++)
-        for (size_t x = 0; x < ow; x++) {
-            double v = patch[y * ow + x];
-            mass += v;
-            mx += v * ((double)x + 0.5);
-            my += v * ((double)y + 0.5);
-        }
-    long ox = lround(side / 2.0 - (mass > 0 ? mx / mass : ow / 2.0));
-    long oy = lround(side / 2.0 - (mass > 0 ? my / mass : oh / 2.0));
-    ox = ox < 0 ? 0 : ox > side - (long)ow ? side - (long)ow : ox;
-    oy = oy < 0 ? 0 : oy > side - (long)oh ? side - (long)oh : oy;
-    memset(out, 0, (size_t)side * side);
-    for (size_t y = 0; y < oh; y++)
-        for (size_t x = 0; x < ow; x++) {
-            float v = patch[y * ow + x];
-            v = v < 0 ? 0 : v > 255 ? 255 : v;
-            out[((size_t)oy + y) * side + (size_t)ox + x] = (uint8_t)lrintf(v);
-        }
+    place_centred(patch, ow, oh, side, out);
     rc = 0;
 out:
     free(img);
-    free(tmp);
     free(row);
     free(half);
     free(patch);

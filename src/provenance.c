@@ -78,78 +78,105 @@ static int extra_fail(tr_error *err, const char *dir, const char *name, const ch
     return tr_fail(err, TR_EINPUT, "%s/%s: %s (data.extra)", dir, name, what);
 }
 
-/* Appends the pairs of DIR to the plan, in name order. */
-static int plan_extra(const char *dir, data_file **fs, size_t *count, size_t *cap, tr_error *err)
+/* Why DIR/NAME cannot be a data.extra file (NULL: it can), with its stem
+ * and kind; PATH gets DIR/NAME. */
+static const char *extra_refusal(const char *dir, const char *name, size_t *stem, int *labels, char *path,
+                                 size_t size)
+{
+    struct stat st;
+    if ((*stem = extra_stem(name, labels)) == 0)
+        return "not NAME-images-idx3-ubyte[.gz] or NAME-labels-idx1-ubyte[.gz]; move it away or start its name "
+               "with '.'";
+    if (snprintf(path, size, "%s/%s", dir, name) >= (int)size)
+        return "path too long";
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return "not a regular file";
+    return NULL;
+}
+
+/* DIR's data files, checked one by one, into *E (*N of them), unsorted. */
+static int list_extra(const char *dir, extra_entry **e, size_t *n, tr_error *err)
 {
     DIR *d = opendir(dir);
     if (!d)
         return tr_fail(err, TR_EINPUT, "%s: cannot open the data.extra directory: %s", dir, strerror(errno));
-    extra_entry *e = NULL;
-    size_t n = 0, ecap = 0;
+    size_t ecap = 0;
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (errno = 0, de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue; /* ., .., and drops still being copied in */
         int labels = 0;
-        size_t stem = extra_stem(de->d_name, &labels);
+        size_t stem = 0;
         char path[CONFIG_PATH_MAX];
-        struct stat st;
-        if (stem == 0) {
-            rc = extra_fail(err, dir, de->d_name,
-                            "not NAME-images-idx3-ubyte[.gz] or NAME-labels-idx1-ubyte[.gz]; "
-                            "move it away or start its name with '.'");
-        } else if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) {
-            rc = extra_fail(err, dir, de->d_name, "path too long");
-        } else if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            rc = extra_fail(err, dir, de->d_name, "not a regular file");
-        } else if (n == PROV_MAX_FILES) {
+        const char *why = extra_refusal(dir, de->d_name, &stem, &labels, path, sizeof path);
+        if (why) {
+            rc = extra_fail(err, dir, de->d_name, why);
+        } else if (*n == PROV_MAX_FILES) {
             rc = extra_fail(err, dir, de->d_name, "too many files");
         } else {
-            if (n == ecap) {
+            if (*n == ecap) {
                 ecap = ecap ? ecap * 2 : 16;
-                extra_entry *ne = realloc(e, ecap * sizeof *ne);
+                extra_entry *ne = realloc(*e, ecap * sizeof *ne);
                 if (!ne) {
                     rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", dir);
                     break;
                 }
-                e = ne;
+                *e = ne;
             }
-            e[n].name = strdup(de->d_name);
-            e[n].stem = stem;
-            e[n].labels = labels;
-            if (!e[n].name)
+            extra_entry *x = &(*e)[*n];
+            x->name = strdup(de->d_name);
+            x->stem = stem;
+            x->labels = labels;
+            if (!x->name)
                 rc = tr_fail(err, TR_ERUNTIME, "%s: out of memory", dir);
             else
-                n++;
+                (*n)++;
         }
     }
     if (rc == 0 && errno != 0)
         rc = tr_fail(err, TR_EINPUT, "%s: cannot read the data.extra directory: %s", dir, strerror(errno));
     closedir(d);
-    if (rc == 0)
-        qsort(e, n, sizeof *e, extra_cmp);
-    /* Sorted, each NAME must be exactly one images file then one labels file. */
-    for (size_t i = 0; rc == 0 && i < n;) {
+    return rc;
+}
+
+/* Sorted, each NAME must be exactly one images file then one labels file;
+ * the pairs go into the plan in that order. */
+static int plan_extra_pairs(const char *dir, const extra_entry *e, size_t n, data_file **fs, size_t *count,
+                            size_t *cap, tr_error *err)
+{
+    for (size_t i = 0; i < n;) {
         const extra_entry *a = &e[i], *b = i + 1 < n ? &e[i + 1] : NULL;
         int same = b && b->stem == a->stem && !memcmp(a->name, b->name, a->stem);
-        if (same && a->labels == b->labels) {
-            rc = tr_fail(err, TR_EINPUT, "%s/%s: %s also exists: two %s files for '%.*s' (data.extra)", dir,
-                         b->name, a->name, a->labels ? "labels" : "images", (int)a->stem, a->name);
-        } else if (!same || a->labels) {
+        if (same && a->labels == b->labels)
+            return tr_fail(err, TR_EINPUT, "%s/%s: %s also exists: two %s files for '%.*s' (data.extra)", dir,
+                           b->name, a->name, a->labels ? "labels" : "images", (int)a->stem, a->name);
+        if (!same || a->labels) {
             char want[512];
             snprintf(want, sizeof want, "no %.*s%s[.gz] beside it", (int)a->stem, a->name,
                      extra_suffix[!a->labels]);
-            rc = extra_fail(err, dir, a->name, want);
-        } else {
-            char ip[CONFIG_PATH_MAX], lp[CONFIG_PATH_MAX];
-            snprintf(ip, sizeof ip, "%s/%s", dir, a->name);
-            snprintf(lp, sizeof lp, "%s/%s", dir, b->name);
-            if (add_file(fs, count, cap, "extra_images", ip, err) != 0 ||
-                add_file(fs, count, cap, "extra_labels", lp, err) != 0)
-                rc = -1;
-            i += 2;
+            return extra_fail(err, dir, a->name, want);
         }
+        char ip[CONFIG_PATH_MAX], lp[CONFIG_PATH_MAX];
+        snprintf(ip, sizeof ip, "%s/%s", dir, a->name);
+        snprintf(lp, sizeof lp, "%s/%s", dir, b->name);
+        if (add_file(fs, count, cap, "extra_images", ip, err) != 0 ||
+            add_file(fs, count, cap, "extra_labels", lp, err) != 0)
+            return -1;
+        i += 2;
+    }
+    return 0;
+}
+
+/* Appends the pairs of DIR to the plan, in name order. */
+static int plan_extra(const char *dir, data_file **fs, size_t *count, size_t *cap, tr_error *err)
+{
+    extra_entry *e = NULL;
+    size_t n = 0;
+    int rc = list_extra(dir, &e, &n, err);
+    if (rc == 0) {
+        qsort(e, n, sizeof *e, extra_cmp);
+        rc = plan_extra_pairs(dir, e, n, fs, count, cap, err);
     }
     for (size_t i = 0; i < n; i++)
         free(e[i].name);
@@ -181,83 +208,102 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-int data_file_identify(data_file *f, tr_error *err)
+/* The first bytes of a file's content (magic and count), inflated when
+ * the file is gzipped, gathered from the chunks as they are read. */
+typedef struct {
+    uint8_t head[8];
+    size_t len;
+    int gz, zdone; /* gz: -1 until the first chunk says */
+    z_stream zs;
+} idx_head;
+
+static int head_feed(idx_head *h, uint8_t *buf, size_t got, const char *path, tr_error *err)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", f->path, strerror(errno));
+    if (h->gz < 0) {
+        h->gz = got >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
+        if (h->gz && inflateInit2(&h->zs, 16 + MAX_WBITS) != Z_OK)
+            return tr_fail(err, TR_ERUNTIME, "%s: zlib initialisation failed", path);
+    }
+    if (h->len == sizeof h->head || h->zdone)
+        return 0;
+    if (!h->gz) {
+        size_t take = got < sizeof h->head - h->len ? got : sizeof h->head - h->len;
+        memcpy(h->head + h->len, buf, take);
+        h->len += take;
+        return 0;
+    }
+    h->zs.next_in = buf;
+    h->zs.avail_in = (uInt)got;
+    while (h->zs.avail_in > 0 && h->len < sizeof h->head) {
+        h->zs.next_out = h->head + h->len;
+        h->zs.avail_out = (uInt)(sizeof h->head - h->len);
+        int zr = inflate(&h->zs, Z_NO_FLUSH);
+        h->len = sizeof h->head - h->zs.avail_out;
+        if (zr != Z_OK) { /* the stream ended, or is corrupt: the header is what we have */
+            h->zdone = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Hashes the whole of FD as stored and gathers its header into *H;
+ * *TOTAL gets its size. */
+static int hash_and_head(int fd, const char *path, digest_ctx *ctx, idx_head *h, size_t *total, tr_error *err)
+{
     enum { CHUNK = 1 << 20 };
     uint8_t *buf = malloc(CHUNK);
-    if (!buf) {
-        close(fd);
-        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", f->path);
-    }
-    digest_ctx ctx;
-    digest_init(&ctx);
-    /* The header (magic and count) comes from the first bytes, inflated
-     * when the file is gzipped; the rest of the file is only hashed. */
-    uint8_t head[8];
-    size_t head_len = 0, total = 0;
-    int gz = -1, zdone = 0, rc = 0;
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
+    if (!buf)
+        return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
+    int rc = 0;
     for (;;) {
         ssize_t r = read(fd, buf, CHUNK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = tr_fail(err, TR_EINPUT, "%s: read error: %s", f->path, strerror(errno));
+            rc = tr_fail(err, TR_EINPUT, "%s: read error: %s", path, strerror(errno));
             break;
         }
         if (r == 0)
             break;
-        size_t got = (size_t)r;
-        digest_update(&ctx, buf, got);
-        if (gz < 0 && total == 0) {
-            gz = got >= 2 && buf[0] == 0x1f && buf[1] == 0x8b;
-            if (gz && inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-                rc = tr_fail(err, TR_ERUNTIME, "%s: zlib initialisation failed", f->path);
-                break;
-            }
-        }
-        total += got;
-        if (head_len == sizeof head || zdone)
-            continue;
-        if (!gz) {
-            size_t take = got < sizeof head - head_len ? got : sizeof head - head_len;
-            memcpy(head + head_len, buf, take);
-            head_len += take;
-            continue;
-        }
-        zs.next_in = buf;
-        zs.avail_in = (uInt)got;
-        while (zs.avail_in > 0 && head_len < sizeof head) {
-            zs.next_out = head + head_len;
-            zs.avail_out = (uInt)(sizeof head - head_len);
-            int zr = inflate(&zs, Z_NO_FLUSH);
-            head_len = sizeof head - zs.avail_out;
-            if (zr != Z_OK) { /* the stream ended, or is corrupt: the header is what we have */
-                zdone = 1;
-                break;
-            }
-        }
+        digest_update(ctx, buf, (size_t)r);
+        *total += (size_t)r;
+        if ((rc = head_feed(h, buf, (size_t)r, path, err)) != 0)
+            break;
     }
-    close(fd);
     free(buf);
-    if (gz > 0)
-        inflateEnd(&zs);
+    return rc;
+}
+
+int data_file_identify(data_file *f, tr_error *err)
+{
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tr_fail(err, TR_EINPUT, "%s: cannot open: %s", f->path, strerror(errno));
+    digest_ctx ctx;
+    digest_init(&ctx);
+    /* The header (magic and count) comes from the first bytes, inflated
+     * when the file is gzipped; the rest of the file is only hashed. */
+    idx_head h;
+    memset(&h, 0, sizeof h);
+    h.gz = -1;
+    size_t total = 0;
+    int rc = hash_and_head(fd, f->path, &ctx, &h, &total, err);
+    close(fd);
+    if (h.gz > 0)
+        inflateEnd(&h.zs);
     if (rc != 0)
         return rc;
     if (total == 0)
         return tr_fail(err, TR_EINPUT, "%s: file is empty", f->path);
     int images = strstr(f->role, "images") != NULL;
     uint32_t want = images ? 0x00000803u : 0x00000801u;
-    if (head_len < sizeof head)
+    if (h.len < sizeof h.head)
         return tr_fail(err, TR_EINPUT, "%s: too short for an IDX header", f->path);
-    if (be32(head) != want)
+    if (be32(h.head) != want)
         return tr_fail(err, TR_EINPUT, "%s: bad magic 0x%08X, expected 0x%08X for an IDX %s file", f->path,
-                       be32(head), want, images ? "image" : "label");
-    f->count = be32(head + 4);
+                       be32(h.head), want, images ? "image" : "label");
+    f->count = be32(h.head + 4);
     digest_final(&ctx, f->sha256);
     return 0;
 }

@@ -178,6 +178,37 @@ setup() {
     [ "$help" = "$man" ] || fail "--help and docs/trainer.1 differ:" "$(diff <(echo "$help") <(echo "$man"))"
 }
 
+@test "--help and the man page name the same commands for each option" {
+    run --separate-stderr "$TRAINER" --help
+    assert_status 0
+    # "--name cmds" per option: --help's "train, eval: text" prefix; the
+    # man page's command words followed by ':' or ',' in the option's entry.
+    cmds='train|eval|info|predict|report|export'
+    norm() { while read -r o c; do printf '%s %s\n' "$o" "$(printf '%s\n' $c | LC_ALL=C sort | xargs)"; done | LC_ALL=C sort; }
+    help=$(printf '%s\n' "$output" | sed -n '/^options:$/,/^$/p' | awk -F'  +' -v re="^($cmds)[,:]$" '/^  -/ {
+            split($2, s, /[ ,]/); printf "%s", s[1]; n = split($3, t, / /)
+            for (i = 1; i <= n && t[i] ~ re; i++) { w = t[i]; sub(/[,:]$/, "", w); printf " %s", w }
+            print "" }' | norm)
+    man=$(sed -n '/^\.SH OPTIONS/,/^\.PP/p' "$BATS_TEST_DIRNAME/../docs/trainer.1" | sed 's/\\-/-/g; s/\\f[RBI]//g' |
+        awk -v re="($cmds)[,:]" '
+            function flush() { if (name != "") { printf "%s", name; for (i = 1; i <= n; i++) printf " %s", w[i]; print "" } }
+            /^\.TP/ { flush(); name = ""; n = 0; getline; match($0, /--[A-Za-z-]+/); name = substr($0, RSTART, RLENGTH); next }
+            /^\.PP/ { flush(); name = ""; next }
+            { line = $0; while (match(line, re)) { c = substr(line, RSTART, RLENGTH - 1); if (!(name SUBSEP c in seen)) { seen[name, c] = 1; w[++n] = c }; line = substr(line, RSTART + RLENGTH) } }' |
+        norm)
+    [ "$(printf '%s\n' "$help" | grep -c ' [a-z]')" -ge 10 ] || fail "too few options with commands in --help: $help"
+    [ "$help" = "$man" ] || fail "--help and docs/trainer.1 differ:" "$(diff <(echo "$help") <(echo "$man"))"
+}
+
+@test "an option given to a command where it has no effect is refused, naming where it applies" {
+    run --separate-stderr "$TRAINER" eval "$D/m.model" --bare
+    assert_status 2
+    assert_one_error_line "--bare applies to 'trainer export' only"
+    run --separate-stderr "$TRAINER" predict "$D/m.model" "$D/x.png" -qj2
+    assert_status 2
+    assert_one_error_line "--quiet applies to 'trainer train', 'trainer eval' and 'trainer export' only"
+}
+
 @test "options: --name=VALUE, bundled short ones, and -- before a file named like an option" {
     run --separate-stderr "$TRAINER" eval --threads=2 -qj2 -- --no-such.model
     assert_status 2

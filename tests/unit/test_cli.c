@@ -90,6 +90,16 @@ static void test_refusals(void **state)
     assert_int_equal(parse("predict", "m", "x", "--preprocess=other", NULL), TR_EINPUT);
     assert_int_equal(parse("train", "a.ini", "b.ini", NULL), TR_EINPUT);
     assert_int_equal(parse("export", "m", NULL), TR_EINPUT);
+    /* an option of another command, in each spelling, whatever follows */
+    assert_int_equal(parse("eval", "m", "--bare", NULL), TR_EINPUT);
+    assert_int_equal(parse("eval", "m", "--ba", NULL), TR_EINPUT);
+    assert_int_equal(parse("predict", "m", "x.png", "-qj4", NULL), TR_EINPUT);
+    assert_int_equal(parse("predict", "m", "x.png", "--threads=4", NULL), TR_EINPUT);
+    assert_int_equal(parse("export", "m", "o", "--set", "data.limit=1", NULL), TR_EINPUT);
+    assert_int_equal(parse("report", "m", "--preprocess", "none", NULL), TR_EINPUT);
+    assert_int_equal(parse("--json", "-h", NULL), TR_EINPUT);
+    /* and one of this command that getopt refuses for its syntax */
+    assert_int_equal(parse("export", "m", "o", "--bare=1", NULL), TR_EINPUT);
 }
 
 /* Every row of the table is accepted in its long spelling (and short one)
@@ -112,29 +122,41 @@ static void test_table(void **state)
         snprintf(line, sizeof line, "\n  --%s%s%s", o[i].name, o[i].arg ? " " : "", o[i].arg ? o[i].arg : "");
         if (!strstr(list, line))
             fail_msg("--help does not list --%s", o[i].name);
-        /* A command where it has effect, with that command's positionals. */
+        /* Accepted on every command where it has effect (with that
+         * command's positionals), refused on every other one. */
         static const struct {
             cli_command cmd;
             const char *argv[3];
         } uses[] = { { CMD_TRAIN, { "train" } },
+                     { CMD_EVAL, { "eval", "m" } },
                      { CMD_INFO, { "info", "m" } },
                      { CMD_PREDICT, { "predict", "m", "x" } },
                      { CMD_REPORT, { "report", "m" } },
                      { CMD_EXPORT, { "export", "m", "o" } } };
-        size_t u = 0;
-        while (!(o[i].commands & 1u << uses[u].cmd))
-            u++;
         const char *value = !o[i].arg ? NULL : !strcmp(o[i].name, "preprocess") ? "none" : "2";
-        const char *info_config = !strcmp(o[i].name, "config") ? NULL : uses[u].argv[1];
-        snprintf(opt, sizeof opt, "--%s", o[i].name);
-        if (parse(uses[u].argv[0], opt, value ? value : info_config, value ? info_config : uses[u].argv[2],
-                  value ? uses[u].argv[2] : NULL, NULL) != 0)
-            fail_msg("--%s refused", o[i].name);
-        if (o[i].val < 256) {
-            snprintf(opt, sizeof opt, "-%c", o[i].val);
-            if (parse(uses[u].argv[0], opt, value, NULL) != 0)
-                fail_msg("-%c refused", o[i].val);
+        int taken = 0;
+        for (size_t u = 0; u < sizeof uses / sizeof uses[0]; u++) {
+            const int here = (o[i].commands & 1u << uses[u].cmd) != 0;
+            static const char *const no_positionals[2] = { NULL, NULL };
+            const char *const *pos = !strcmp(o[i].name, "config") ? no_positionals : uses[u].argv + 1;
+            const char *argv[6] = { uses[u].argv[0] }, **p = argv + 1;
+            snprintf(opt, sizeof opt, "--%s", o[i].name);
+            *p++ = opt;
+            if (value)
+                *p++ = value;
+            for (int k = 0; k < 2 && pos[k]; k++)
+                *p++ = pos[k];
+            if ((parse(argv[0], argv[1], argv[2], argv[3], argv[4], NULL) == 0) != here)
+                fail_msg("--%s %s on '%s'", o[i].name, here ? "refused" : "accepted", uses[u].argv[0]);
+            if (o[i].val < 256) {
+                snprintf(opt, sizeof opt, "-%c", o[i].val);
+                if ((parse(argv[0], argv[1], argv[2], argv[3], argv[4], NULL) == 0) != here)
+                    fail_msg("-%c %s on '%s'", o[i].val, here ? "refused" : "accepted", uses[u].argv[0]);
+            }
+            taken += here;
         }
+        if (!taken)
+            fail_msg("--%s has effect nowhere", o[i].name);
     }
     free(help);
 }

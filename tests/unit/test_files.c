@@ -36,6 +36,55 @@ static void test_read_all(void **state)
     free(z);
 }
 
+/* The text read (config.c's): as stored, never inflated, empty allowed,
+ * NUL-terminated; refusals worded for the kind of file. */
+static void test_read_text(void **state)
+{
+    const char *dir = *state;
+    tr_error err = { 0 };
+    char *text = NULL;
+    size_t len = 1;
+    write_file(path_in(dir, "e.ini"), "", 0);
+    assert_ok(files_read_text(path_in(dir, "e.ini"), "config", &text, &len, &err), &err);
+    assert_int_equal(len, 0);
+    assert_string_equal(text, "");
+    free(text);
+    write_file(path_in(dir, "a.ini"), "[x]\ny = 1\n", 10);
+    assert_ok(files_read_text(path_in(dir, "a.ini"), "config", &text, &len, &err), &err);
+    assert_int_equal(len, 10);
+    assert_string_equal(text, "[x]\ny = 1\n");
+    free(text);
+    write_file(path_in(dir, "n.ini"), "a\0b", 3);
+    assert_fails(files_read_text(path_in(dir, "n.ini"), "config", &text, &len, &err), &err, TR_EINPUT,
+                 "contains a NUL byte; not a text config");
+    /* a gzipped config is refused, not inflated (its header holds a NUL) */
+    size_t zlen;
+    uint8_t *z = gzip_bytes("[x]\n", 4, &zlen);
+    write_file(path_in(dir, "z.ini"), z, zlen);
+    free(z);
+    err = (tr_error){ 0 };
+    assert_fails(files_read_text(path_in(dir, "z.ini"), "config", &text, &len, &err), &err, TR_EINPUT,
+                 "not a text config");
+    err = (tr_error){ 0 };
+    assert_fails(files_read_text(path_in(dir, "none.ini"), "config", &text, &len, &err), &err, TR_EINPUT,
+                 "cannot open config: ");
+    err = (tr_error){ 0 };
+    assert_fails(files_read_text(dir, "config", &text, &len, &err), &err, TR_EINPUT, "is it a directory?");
+    /* the cap, to the byte: the text and its NUL below FILES_TEXT_MAX_BYTES */
+    char *big = malloc(FILES_TEXT_MAX_BYTES);
+    assert_non_null(big);
+    memset(big, '#', FILES_TEXT_MAX_BYTES);
+    write_file(path_in(dir, "big.ini"), big, FILES_TEXT_MAX_BYTES - 2);
+    assert_ok(files_read_text(path_in(dir, "big.ini"), "config", &text, &len, &err), &err);
+    assert_int_equal(len, FILES_TEXT_MAX_BYTES - 2);
+    free(text);
+    write_file(path_in(dir, "big.ini"), big, FILES_TEXT_MAX_BYTES - 1);
+    err = (tr_error){ 0 };
+    assert_fails(files_read_text(path_in(dir, "big.ini"), "config", &text, &len, &err), &err, TR_EINPUT,
+                 "config file too large");
+    free(big);
+}
+
 static void test_publish(void **state)
 {
     const char *dir = *state;
@@ -96,6 +145,7 @@ static void test_stale_temps(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_read_all, tmpdir_setup, tmpdir_teardown),
+    cmocka_unit_test_setup_teardown(test_read_text, tmpdir_setup, tmpdir_teardown),
     cmocka_unit_test_setup_teardown(test_publish, tmpdir_setup, tmpdir_teardown),
     cmocka_unit_test_setup_teardown(test_lock, tmpdir_setup, tmpdir_teardown),
     cmocka_unit_test_setup_teardown(test_stale_temps, tmpdir_setup, tmpdir_teardown),
