@@ -157,6 +157,129 @@ static char *put(char *to, const void *from, size_t bytes)
     return to + bytes;
 }
 
+/* One step's layout, the same on every rank: each rank's subtrees (in rank
+ * order, ALL[FROM[r], FROM[r+1])), its parameter columns [COLS[r],
+ * COLS[r+1]), its samples [S0[r], S1[r]) and its message BYTES[r] in the
+ * gathering, at DISPL[r]. The arrays live in dist_tree_sum's frame. */
+typedef struct {
+    float *slots;
+    size_t stride, nparams, nblocks;
+    dist_extras *x;
+    int whole;
+    size_t k, nall, total; /* this rank's subtrees; all ranks' */
+    tree_node *mine, *all;
+    tree_pair *pairs;
+    size_t *from, *cols, *s0, *s1, *bytes;
+    int *displ;
+} step_plan;
+
+static int plan_step(step_plan *p, tr_error *err)
+{
+    p->whole = send_whole(p->nparams, p->nblocks, size_);
+    p->nall = p->total = 0;
+    for (int r = 0; r < size_; r++) {
+        p->from[r] = p->nall;
+        p->nall += cover_of(p->nblocks, r, size_, p->all + p->nall);
+        size_t c1;
+        tree_share(p->nparams, r, size_, &p->cols[r], &c1);
+        p->cols[r + 1] = c1;
+        samples_of(p->nblocks, p->x->per, p->x->bs, r, size_, &p->s0[r], &p->s1[r]);
+        p->bytes[r] = (p->whole ? (p->nall - p->from[r]) * p->nparams : c1 - p->cols[r]) * sizeof(float) + sizeof(int);
+        for (int i = 0; i < DIST_MAX_ITEMS; i++)
+            p->bytes[r] += p->x->items[i] ? (p->s1[r] - p->s0[r]) * p->x->item_bytes[i] : 0;
+        if (p->total > INT_MAX)
+            break;
+        p->displ[r] = (int)p->total;
+        p->total += p->bytes[r];
+    }
+    p->from[size_] = p->nall;
+    const size_t my_n = p->cols[rank_ + 1] - p->cols[rank_];
+    if (p->total > INT_MAX || p->k * p->nparams > INT_MAX || p->nall * my_n > INT_MAX)
+        return tr_fail(err, TR_ERUNTIME, "MPI: %zu bytes per step exceed MPI's int counts", p->total);
+    return reserve(&gather_buf, &gather_cap, p->total, err);
+}
+
+/* Split form: rank d gets the columns it owns of each of this rank's
+ * subtree sums; this rank finishes the tree on its own columns. */
+static int exchange_columns(step_plan *p, tr_error *err)
+{
+    const size_t my0 = p->cols[rank_], my_n = p->cols[rank_ + 1] - my0;
+    if (reserve(&send_buf, &send_cap, p->k * p->nparams * sizeof(float), err) != 0 ||
+        reserve(&recv_buf, &recv_cap, p->nall * my_n * sizeof(float), err) != 0)
+        return -1;
+    int scount[size_], sdispl[size_], rcount[size_], rdispl[size_];
+    float *sb = (float *)send_buf, *rb = (float *)recv_buf;
+    size_t pos = 0;
+    for (int d = 0; d < size_; d++) {
+        sdispl[d] = (int)pos;
+        const size_t n = p->cols[d + 1] - p->cols[d];
+        for (size_t i = 0; d != rank_ && i < p->k; i++, pos += n)
+            memcpy(sb + pos, p->slots + p->mine[i].first * p->stride + p->cols[d], n * sizeof(float));
+        scount[d] = (int)pos - sdispl[d];
+    }
+    pos = 0;
+    for (int r = 0; r < size_; r++) {
+        rdispl[r] = (int)pos;
+        rcount[r] = r == rank_ ? 0 : (int)((p->from[r + 1] - p->from[r]) * my_n);
+        pos += (size_t)rcount[r];
+    }
+    if (MPI_Alltoallv(sb, scount, sdispl, MPI_FLOAT, rb, rcount, rdispl, MPI_FLOAT, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return tr_fail(err, TR_ERUNTIME, "MPI_Alltoallv failed");
+    for (int r = 0; r < size_; r++)
+        for (size_t i = p->from[r]; r != rank_ && i < p->from[r + 1]; i++)
+            memcpy(p->slots + p->all[i].first * p->stride + my0, rb + rdispl[r] + (i - p->from[r]) * my_n,
+                   my_n * sizeof(float));
+    tree_apply(p->slots, p->stride, p->pairs, tree_pairs(p->nblocks, tree_root(p->nblocks), p->all, p->nall, p->pairs),
+               my0, my0 + my_n);
+    return 0;
+}
+
+/* This rank's message in the gathering: its root share (or whole
+ * subtrees), its samples' items and its flag. */
+static void pack_mine(const step_plan *p)
+{
+    char *q = gather_buf + p->displ[rank_];
+    if (p->whole)
+        for (size_t i = 0; i < p->k; i++)
+            q = put(q, p->slots + p->mine[i].first * p->stride, p->nparams * sizeof(float));
+    else
+        q = put(q, p->slots + p->cols[rank_], (p->cols[rank_ + 1] - p->cols[rank_]) * sizeof(float));
+    const dist_extras *x = p->x;
+    for (int i = 0; i < DIST_MAX_ITEMS; i++)
+        if (x->items[i])
+            q = put(q, (char *)x->items[i] + p->s0[rank_] * x->item_bytes[i],
+                    (p->s1[rank_] - p->s0[rank_]) * x->item_bytes[i]);
+    put(q, &x->flag, sizeof(int));
+}
+
+/* Rank R's message, back where it belongs: subtree sums into the slots or
+ * the root share into OUT, the items into X, the flag or-ed. */
+static void unpack(const step_plan *p, int r, float *out)
+{
+    const char *q = gather_buf + p->displ[r];
+    const size_t row = p->nparams * sizeof(float);
+    if (p->whole) {
+        for (size_t i = p->from[r]; i < p->from[r + 1]; i++, q += row)
+            if (r != rank_)
+                memcpy(p->slots + p->all[i].first * p->stride, q, row);
+    } else {
+        const size_t n = (p->cols[r + 1] - p->cols[r]) * sizeof(float);
+        memcpy(out + p->cols[r], q, n);
+        q += n;
+    }
+    dist_extras *x = p->x;
+    for (int i = 0; i < DIST_MAX_ITEMS; i++)
+        if (x->items[i]) {
+            size_t n = (p->s1[r] - p->s0[r]) * x->item_bytes[i];
+            if (r != rank_)
+                memcpy((char *)x->items[i] + p->s0[r] * x->item_bytes[i], q, n);
+            q += n;
+        }
+    int flag;
+    memcpy(&flag, q, sizeof flag);
+    x->flag |= flag;
+}
+
 int dist_tree_sum(float *slots, size_t stride, size_t nparams, size_t nblocks, float *out, dist_extras *x,
                   tr_error *err)
 {
@@ -169,111 +292,22 @@ int dist_tree_sum(float *slots, size_t stride, size_t nparams, size_t nblocks, f
         memcpy(out, slots, nparams * sizeof(float));
         return 0;
     }
-    const int whole = send_whole(nparams, nblocks, size_);
-    /* Every rank's subtrees, in rank order, and each rank's parameter
-     * share, samples and message size in the gathering. */
-    int scount[size_], sdispl[size_], rcount[size_], rdispl[size_];
-    size_t nall = 0, from[size_ + 1], cols[size_ + 1], s0[size_], s1[size_], bytes[size_], total = 0;
-    for (int r = 0; r < size_; r++) {
-        from[r] = nall;
-        nall += cover_of(nblocks, r, size_, all + nall);
-        size_t c1;
-        tree_share(nparams, r, size_, &cols[r], &c1);
-        cols[r + 1] = c1;
-        samples_of(nblocks, x->per, x->bs, r, size_, &s0[r], &s1[r]);
-        bytes[r] = (whole ? (nall - from[r]) * nparams : c1 - cols[r]) * sizeof(float) + sizeof(int);
-        for (int i = 0; i < DIST_MAX_ITEMS; i++)
-            bytes[r] += x->items[i] ? (s1[r] - s0[r]) * x->item_bytes[i] : 0;
-        total += bytes[r];
-    }
-    from[size_] = nall;
-    const size_t my0 = cols[rank_], my_n = cols[rank_ + 1] - my0;
-    if (total > INT_MAX || k * nparams > INT_MAX || nall * my_n > INT_MAX)
-        return tr_fail(err, TR_ERUNTIME, "MPI: %zu bytes per step exceed MPI's int counts", total);
-    if (reserve(&gather_buf, &gather_cap, total, err) != 0)
+    size_t from[size_ + 1], cols[size_ + 1], s0[size_], s1[size_], bytes[size_];
+    int displ[size_], counts[size_];
+    step_plan p = { slots, stride, nparams, nblocks, x, 0, k, 0, 0, mine, all, pairs, from, cols, s0, s1, bytes, displ };
+    if (plan_step(&p, err) != 0 || (!p.whole && exchange_columns(&p, err) != 0))
         return -1;
-
-    if (!whole) {
-        /* Rank d gets the columns it owns of each of this rank's subtree
-         * sums; this rank finishes the tree on its own columns. */
-        if (reserve(&send_buf, &send_cap, k * nparams * sizeof(float), err) != 0 ||
-            reserve(&recv_buf, &recv_cap, nall * my_n * sizeof(float), err) != 0)
-            return -1;
-        float *sb = (float *)send_buf, *rb = (float *)recv_buf;
-        size_t pos = 0;
-        for (int d = 0; d < size_; d++) {
-            sdispl[d] = (int)pos;
-            for (size_t i = 0; d != rank_ && i < k; i++) {
-                memcpy(sb + pos, slots + mine[i].first * stride + cols[d], (cols[d + 1] - cols[d]) * sizeof(float));
-                pos += cols[d + 1] - cols[d];
-            }
-            scount[d] = (int)pos - sdispl[d];
-        }
-        pos = 0;
-        for (int r = 0; r < size_; r++) {
-            rdispl[r] = (int)pos;
-            rcount[r] = r == rank_ ? 0 : (int)((from[r + 1] - from[r]) * my_n);
-            pos += (size_t)rcount[r];
-        }
-        if (MPI_Alltoallv(sb, scount, sdispl, MPI_FLOAT, rb, rcount, rdispl, MPI_FLOAT, MPI_COMM_WORLD) !=
-            MPI_SUCCESS)
-            return tr_fail(err, TR_ERUNTIME, "MPI_Alltoallv failed");
-        for (int r = 0; r < size_; r++)
-            for (size_t i = from[r]; r != rank_ && i < from[r + 1]; i++)
-                memcpy(slots + all[i].first * stride + my0, rb + rdispl[r] + (i - from[r]) * my_n,
-                       my_n * sizeof(float));
-        tree_apply(slots, stride, pairs, tree_pairs(nblocks, tree_root(nblocks), all, nall, pairs), my0,
-                   my0 + my_n);
-    }
-
-    /* The gathering: this rank's root share (or whole subtrees), its
-     * samples' items and its flag, to every rank. */
-    size_t displ = 0;
-    for (int r = 0; r < rank_; r++)
-        displ += bytes[r];
-    char *p = gather_buf + displ;
-    if (whole)
-        for (size_t i = 0; i < k; i++)
-            p = put(p, slots + mine[i].first * stride, nparams * sizeof(float));
-    else
-        p = put(p, slots + my0, my_n * sizeof(float));
-    for (int i = 0; i < DIST_MAX_ITEMS; i++)
-        if (x->items[i])
-            p = put(p, (char *)x->items[i] + s0[rank_] * x->item_bytes[i], (s1[rank_] - s0[rank_]) * x->item_bytes[i]);
-    p = put(p, &x->flag, sizeof(int));
-    displ = 0;
-    for (int r = 0; r < size_; r++) {
-        rcount[r] = (int)bytes[r];
-        rdispl[r] = (int)displ;
-        displ += bytes[r];
-    }
-    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, gather_buf, rcount, rdispl, MPI_BYTE, MPI_COMM_WORLD) !=
+    pack_mine(&p);
+    for (int r = 0; r < size_; r++)
+        counts[r] = (int)bytes[r];
+    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, gather_buf, counts, displ, MPI_BYTE, MPI_COMM_WORLD) !=
         MPI_SUCCESS)
         return tr_fail(err, TR_ERUNTIME, "MPI_Allgatherv failed");
-    for (int r = 0; r < size_; r++) {
-        const char *q = gather_buf + rdispl[r];
-        if (whole) {
-            for (size_t i = from[r]; i < from[r + 1]; i++, q += nparams * sizeof(float))
-                if (r != rank_)
-                    memcpy(slots + all[i].first * stride, q, nparams * sizeof(float));
-        } else {
-            memcpy(out + cols[r], q, (cols[r + 1] - cols[r]) * sizeof(float));
-            q += (cols[r + 1] - cols[r]) * sizeof(float);
-        }
-        for (int i = 0; i < DIST_MAX_ITEMS; i++)
-            if (x->items[i]) {
-                size_t n = (s1[r] - s0[r]) * x->item_bytes[i];
-                if (r != rank_)
-                    memcpy((char *)x->items[i] + s0[r] * x->item_bytes[i], q, n);
-                q += n;
-            }
-        int flag;
-        memcpy(&flag, q, sizeof flag);
-        x->flag |= flag;
-    }
-    if (whole) {
+    for (int r = 0; r < size_; r++)
+        unpack(&p, r, out);
+    if (p.whole) {
         /* Every rank finishes the whole tree. */
-        tree_apply(slots, stride, pairs, tree_pairs(nblocks, tree_root(nblocks), all, nall, pairs), 0, nparams);
+        tree_apply(slots, stride, pairs, tree_pairs(nblocks, tree_root(nblocks), all, p.nall, pairs), 0, nparams);
         memcpy(out, slots, nparams * sizeof(float));
     }
     return 0;
