@@ -126,8 +126,10 @@ static int read_all_fd(const char *path, int fd, files_content_limit limit_of, u
     return 0;
 }
 
-/* What one inflate call left a member in. */
-enum { GZ_MORE, GZ_END, GZ_TOO_MUCH, GZ_TOO_BIG, GZ_SHORT, GZ_BAD };
+/* Where one member's inflating ended: not yet (MORE), at its end, past what
+ * the content allows, beyond FILES_MAX_BYTES or memory, for want of input,
+ * on bad data, or where the content needs no more bytes (ENOUGH). */
+enum { GZ_MORE, GZ_END, GZ_TOO_MUCH, GZ_TOO_BIG, GZ_SHORT, GZ_BAD, GZ_ENOUGH };
 
 /* ISA-L's codes, in words. */
 static const char *isal_problem(int code)
@@ -143,6 +145,100 @@ static const char *isal_problem(int code)
     }
 }
 
+/* One gzip file being inflated: IN[POS..] still to read, BUF[0, LEN) out so
+ * far, and LIMIT (0 until the content's first bytes tell) of KIND. */
+typedef struct {
+    const uint8_t *in;
+    size_t in_len, pos;
+    files_content_limit limit_of;
+    uint8_t *buf;
+    size_t cap, len, hint, limit;
+    int kind;
+    struct inflate_state *zs;
+} gunzip_job;
+
+/* The trailer's ISIZE (length mod 2^32 of the last member) is exact for a
+ * single-member file, so MNIST inflates without a realloc. It is only a
+ * hint (0: none): the buffer grows if it is wrong. A forged ISIZE must not
+ * buy a huge allocation; nor may a true one beyond what the content's
+ * header allows (taken when the buffer grows). */
+static size_t isize_hint(const uint8_t *in, size_t in_len)
+{
+    if (in_len < 18)
+        return 0;
+    const uint8_t *t = in + in_len - 4;
+    size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    return isize < FILES_MAX_BYTES && isize / DEFLATE_MAX_RATIO <= in_len ? isize + 1 : 0;
+}
+
+static int grow(gunzip_job *g)
+{
+    if (g->cap >= FILES_MAX_BYTES)
+        return -1;
+    size_t ncap = g->cap * 2 > g->hint ? g->cap * 2 : g->hint;
+    if (g->limit && ncap > g->limit + 1)
+        ncap = g->limit + 1;
+    if (ncap > FILES_MAX_BYTES)
+        ncap = FILES_MAX_BYTES;
+    uint8_t *nb = realloc(g->buf, ncap);
+    if (!nb)
+        return -1;
+    g->buf = advise_big(nb, ncap);
+    g->cap = ncap;
+    return 0;
+}
+
+/* One isal_inflate call, into no more room than the content allows. */
+static int inflate_step(gunzip_job *g, int *code)
+{
+    struct inflate_state *zs = g->zs;
+    size_t avail_in = g->in_len - g->pos;
+    zs->next_in = (uint8_t *)(g->in + g->pos);
+    zs->avail_in = avail_in > UINT32_MAX ? UINT32_MAX : (uint32_t)avail_in;
+    size_t avail_out = g->cap - g->len;
+    if (g->limit && avail_out > g->limit + 1 - g->len)
+        avail_out = g->limit + 1 - g->len;
+    else if (!g->limit && avail_out > 32 - g->len)
+        avail_out = 32 - g->len;
+    zs->next_out = g->buf + g->len;
+    zs->avail_out = avail_out > UINT32_MAX ? UINT32_MAX : (uint32_t)avail_out;
+    uint32_t before_in = zs->avail_in, before_out = zs->avail_out;
+    *code = isal_inflate(zs);
+    g->pos += before_in - zs->avail_in;
+    g->len += before_out - zs->avail_out;
+    if (*code != ISAL_DECOMP_OK && *code != ISAL_END_INPUT)
+        return GZ_BAD;
+    if (zs->block_state == ISAL_BLOCK_FINISH)
+        return GZ_END;
+    if (zs->avail_out > 0 && g->pos == g->in_len) /* it stopped for want of input */
+        return GZ_SHORT;
+    if (zs->avail_out > 0 && before_in == zs->avail_in && before_out == zs->avail_out)
+        return GZ_BAD; /* no progress with room on both sides: never loop on it */
+    return GZ_MORE;
+}
+
+/* The member at g->pos, inflated no further than the content allows. */
+static int inflate_member(gunzip_job *g, int *code)
+{
+    isal_inflate_init(g->zs);
+    g->zs->crc_flag = ISAL_GZIP;
+    int state = GZ_MORE;
+    while (state == GZ_MORE) {
+        if (!g->limit)
+            g->limit = g->limit_of(g->buf, g->len, 0, &g->kind);
+        if (g->limit && g->len > g->limit - (g->kind == FILES_CONTENT_UNKNOWN)) {
+            if (g->kind == FILES_CONTENT_EXACT)
+                return GZ_TOO_MUCH;
+            if (g->kind == FILES_CONTENT_UNKNOWN)
+                return GZ_ENOUGH;
+        }
+        if (g->len == g->cap && grow(g) != 0)
+            return GZ_TOO_BIG;
+        state = inflate_step(g, code);
+    }
+    return state;
+}
+
 /* Inflates every gzip member in turn (as `cat a.gz b.gz` makes); anything
  * after the last member that is not another gzip header is an error, since
  * silently ignoring it could hide a damaged download. ISA-L (igzip) does
@@ -152,113 +248,42 @@ static const char *isal_problem(int code)
 static int gunzip_all(const char *path, const uint8_t *in, size_t in_len, files_content_limit limit_of,
                       uint8_t **out, size_t *out_len, tr_error *err)
 {
-    /* The trailer's ISIZE (length mod 2^32 of the last member) is exact for
-     * a single-member file, so MNIST inflates without a realloc. It is only
-     * a hint: the loop below grows the buffer if it is wrong. */
-    size_t cap = 4096, hint = 0;
-    if (in_len >= 18) {
-        const uint8_t *t = in + in_len - 4;
-        size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-        /* A forged ISIZE must not buy a huge allocation; nor may a true one
-         * beyond what the content's header allows (taken when it grows). */
-        if (isize + 1 > cap && isize < FILES_MAX_BYTES && isize / DEFLATE_MAX_RATIO <= in_len)
-            hint = isize + 1;
-    }
-    uint8_t *buf = alloc_big(cap);
-    /* About 80 KB of tables and window: not for the stack. */
-    struct inflate_state *zs = malloc(sizeof *zs);
-    if (!buf || !zs) {
-        free(buf);
-        free(zs);
+    gunzip_job g = { .in = in, .in_len = in_len, .limit_of = limit_of, .cap = 4096,
+                     .hint = isize_hint(in, in_len), .kind = FILES_CONTENT_CAPPED };
+    g.buf = alloc_big(g.cap);
+    g.zs = malloc(sizeof *g.zs); /* about 80 KB of tables and window: not for the stack */
+    if (!g.buf || !g.zs) {
+        free(g.buf);
+        free(g.zs);
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
     }
-    size_t len = 0, pos = 0, limit = 0;
-    int rc = 0, kind = FILES_CONTENT_CAPPED, done = 0;
-    while (pos < in_len && !done) {
-        if (in_len - pos < 2 || in[pos] != 0x1f || in[pos + 1] != 0x8b) {
-            rc = tr_fail(err, TR_EINPUT,
-                         "%s: %zu bytes of trailing garbage after the gzip stream",
-                         path, in_len - pos);
+    int rc = 0, state = GZ_END;
+    while (rc == 0 && state == GZ_END && g.pos < in_len) {
+        if (in_len - g.pos < 2 || in[g.pos] != 0x1f || in[g.pos + 1] != 0x8b) {
+            rc = tr_fail(err, TR_EINPUT, "%s: %zu bytes of trailing garbage after the gzip stream", path,
+                         in_len - g.pos);
             break;
         }
-        isal_inflate_init(zs);
-        zs->crc_flag = ISAL_GZIP;
-        size_t member_start = pos;
-        int state = GZ_MORE, code = ISAL_DECOMP_OK;
-        while (state == GZ_MORE) {
-            /* Inflate no further than the content's first bytes allow. */
-            if (!limit)
-                limit = limit_of(buf, len, 0, &kind);
-            if (limit && len > limit - (kind == FILES_CONTENT_UNKNOWN)) {
-                if (kind == FILES_CONTENT_EXACT)
-                    state = GZ_TOO_MUCH;
-                else if (kind == FILES_CONTENT_UNKNOWN)
-                    done = 1;
-                if (kind != FILES_CONTENT_CAPPED)
-                    break;
-            }
-            if (len == cap) {
-                if (cap >= FILES_MAX_BYTES) {
-                    state = GZ_TOO_BIG;
-                    break;
-                }
-                size_t ncap = cap * 2 > hint ? cap * 2 : hint;
-                if (limit && ncap > limit + 1)
-                    ncap = limit + 1;
-                if (ncap > FILES_MAX_BYTES)
-                    ncap = FILES_MAX_BYTES;
-                uint8_t *nb = realloc(buf, ncap);
-                if (!nb) {
-                    state = GZ_TOO_BIG;
-                    break;
-                }
-                buf = advise_big(nb, ncap);
-                cap = ncap;
-            }
-            size_t avail_in = in_len - pos;
-            zs->next_in = (uint8_t *)(in + pos);
-            zs->avail_in = avail_in > UINT32_MAX ? UINT32_MAX : (uint32_t)avail_in;
-            size_t avail_out = cap - len;
-            if (limit && avail_out > limit + 1 - len)
-                avail_out = limit + 1 - len;
-            else if (!limit && avail_out > 32 - len)
-                avail_out = 32 - len;
-            zs->next_out = buf + len;
-            zs->avail_out = avail_out > UINT32_MAX ? UINT32_MAX : (uint32_t)avail_out;
-            uint32_t before_in = zs->avail_in, before_out = zs->avail_out;
-            code = isal_inflate(zs);
-            pos += before_in - zs->avail_in;
-            len += before_out - zs->avail_out;
-            if (code != ISAL_DECOMP_OK && code != ISAL_END_INPUT)
-                state = GZ_BAD;
-            else if (zs->block_state == ISAL_BLOCK_FINISH)
-                state = GZ_END;
-            else if (zs->avail_out > 0 && pos == in_len) /* it stopped for want of input */
-                state = GZ_SHORT;
-            else if (zs->avail_out > 0 && before_in == zs->avail_in && before_out == zs->avail_out)
-                state = GZ_BAD; /* no progress with room on both sides: never loop on it */
-        }
-        if (state == GZ_END || done)
-            continue;
+        size_t member_start = g.pos;
+        int code = ISAL_DECOMP_OK;
+        state = inflate_member(&g, &code);
         if (state == GZ_TOO_MUCH)
-            rc = too_much(path, limit, err);
+            rc = too_much(path, g.limit, err);
         else if (state == GZ_TOO_BIG)
             rc = tr_fail(err, TR_EINPUT, "%s: decompressed data too large or out of memory", path);
         else if (state == GZ_SHORT)
-            rc = tr_fail(err, TR_EINPUT,
-                         "%s: truncated gzip stream (member at byte %zu ends early)",
-                         path, member_start);
-        else
+            rc = tr_fail(err, TR_EINPUT, "%s: truncated gzip stream (member at byte %zu ends early)", path,
+                         member_start);
+        else if (state == GZ_BAD)
             rc = tr_fail(err, TR_EINPUT, "%s: corrupt gzip data: %s", path, isal_problem(code));
-        break;
     }
-    free(zs);
+    free(g.zs);
     if (rc != 0) {
-        free(buf);
+        free(g.buf);
         return rc;
     }
-    *out = buf;
-    *out_len = len;
+    *out = g.buf;
+    *out_len = g.len;
     return 0;
 }
 
