@@ -15,6 +15,47 @@
  * machine. */
 #define NET_MAX_SIZE ((size_t)1 << 24)
 
+/* Layer L's output shape and parameter counts from its config LC and its
+ * input shape (already in L); FLAT says a dense layer came before. */
+static int shape_layer(const config *cfg, const layer_config *lc, net_layer *l, int flat, tr_error *err)
+{
+    const int c = l->in_c, h = l->in_h, w = l->in_w;
+    switch (lc->type) {
+    case LAYER_CONV:
+        if (flat)
+            return config_layer_fail(cfg, lc, err, "a conv layer cannot follow a dense layer");
+        if (lc->size > h || lc->size > w)
+            return config_layer_fail(cfg, lc, err, "kernel %d is larger than its %dx%d input", lc->size, h, w);
+        l->k = lc->size;
+        l->out_c = lc->filters;
+        l->out_h = h - lc->size + 1;
+        l->out_w = w - lc->size + 1;
+        l->nweights = (size_t)lc->filters * c * lc->size * lc->size;
+        l->nbias = (size_t)lc->filters;
+        return 0;
+    case LAYER_MAXPOOL: {
+        int s = lc->stride > 0 ? lc->stride : lc->size;
+        if (flat)
+            return config_layer_fail(cfg, lc, err, "a maxpool layer cannot follow a dense layer");
+        if (lc->size > h || lc->size > w)
+            return config_layer_fail(cfg, lc, err, "window %d is larger than its %dx%d input", lc->size, h, w);
+        l->k = lc->size;
+        l->s = s;
+        l->out_c = c;
+        l->out_h = (h - lc->size) / s + 1;
+        l->out_w = (w - lc->size) / s + 1;
+        return 0;
+    }
+    case LAYER_DENSE:
+        l->out_c = lc->outputs;
+        l->out_h = l->out_w = 1;
+        l->nweights = (size_t)lc->outputs * c * h * w;
+        l->nbias = (size_t)lc->outputs;
+        return 0;
+    }
+    return 0;
+}
+
 int net_create(network *net, const config *cfg, tr_error *err)
 {
     memset(net, 0, sizeof *net);
@@ -34,40 +75,9 @@ int net_create(network *net, const config *cfg, tr_error *err)
         l->in_c = c;
         l->in_h = h;
         l->in_w = w;
-        switch (lc->type) {
-        case LAYER_CONV:
-            if (flat)
-                return config_layer_fail(cfg, lc, err, "a conv layer cannot follow a dense layer");
-            if (lc->size > h || lc->size > w)
-                return config_layer_fail(cfg, lc, err, "kernel %d is larger than its %dx%d input", lc->size, h, w);
-            l->k = lc->size;
-            l->out_c = lc->filters;
-            l->out_h = h - lc->size + 1;
-            l->out_w = w - lc->size + 1;
-            l->nweights = (size_t)lc->filters * c * lc->size * lc->size;
-            l->nbias = (size_t)lc->filters;
-            break;
-        case LAYER_MAXPOOL: {
-            int s = lc->stride > 0 ? lc->stride : lc->size;
-            if (flat)
-                return config_layer_fail(cfg, lc, err, "a maxpool layer cannot follow a dense layer");
-            if (lc->size > h || lc->size > w)
-                return config_layer_fail(cfg, lc, err, "window %d is larger than its %dx%d input", lc->size, h, w);
-            l->k = lc->size;
-            l->s = s;
-            l->out_c = c;
-            l->out_h = (h - lc->size) / s + 1;
-            l->out_w = (w - lc->size) / s + 1;
-            break;
-        }
-        case LAYER_DENSE:
-            l->out_c = lc->outputs;
-            l->out_h = l->out_w = 1;
-            l->nweights = (size_t)lc->outputs * c * h * w;
-            l->nbias = (size_t)lc->outputs;
-            flat = 1;
-            break;
-        }
+        if (shape_layer(cfg, lc, l, flat, err) != 0)
+            return -1;
+        flat |= lc->type == LAYER_DENSE;
         l->in_size = (size_t)l->in_c * l->in_h * l->in_w;
         l->out_size = (size_t)l->out_c * l->out_h * l->out_w;
         if (l->nweights > NET_MAX_SIZE)
