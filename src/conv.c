@@ -511,6 +511,7 @@ static void din_w8_k5_h12(float *din, const float *dout, const float *w, int C, 
 #undef TNR
 #if defined(__AVX512F__)
 #define GEN_V16 1
+#include <immintrin.h>
 typedef float vz __attribute__((vector_size(64)));
 #define TV vz
 #define TL 16
@@ -674,6 +675,129 @@ static void fwd_pair(float *out, const float *in, const float *w, const float *b
     for (; o0 < OC; o0++)
         PAIR_ROW(1)
 #undef PAIR_ROW
+}
+
+/* ---- dw along the output channels with 512-bit vectors, no scalar work ----
+ * As dwoc_v16 (lanes = 16 output channels, the sum over positions in
+ * order, then added to dw), but dout is transposed to (position, OCp) and
+ * the accumulators back to (o, c, ky, kx) by 16x16 transposes in
+ * registers: before, those were 3-4 scalar moves per dw element and cost
+ * about as much as the FMAs. A tile is CB input channels x NKY kernel rows
+ * x K columns, taps f = (cb*NKY + ky)*K + kx; they are contiguous in dw
+ * for each o (CB = 1 or NKY = K), so the transposed rows are added with
+ * masked vector loads and stores. Same bits as dwoc_v16. */
+static inline void tr16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int j = 0; j < 2; j++) {
+            __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
+            u[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            u[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* u[4q + k] holds, in 128-bit block b, column 4b + k of rows 4q..4q+3 */
+    for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+}
+
+/* gt (np, OCp) = dout (OC, np) transposed, zeros past OC. */
+static void dout_t16(float *gt, int OCp, const float *dout, int OC, int np)
+{
+    for (int o0 = 0; o0 < OCp; o0 += 16)
+        for (int p0 = 0; p0 < np; p0 += 16) {
+            const int n = np - p0 < 16 ? np - p0 : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = o0 + i < OC ? _mm512_maskz_loadu_ps(m, dout + (size_t)(o0 + i) * np + p0)
+                                   : _mm512_setzero_ps();
+            tr16(r);
+            for (int i = 0; i < n; i++)
+                _mm512_storeu_ps(gt + (size_t)(p0 + i) * OCp + o0, r[i]);
+        }
+}
+
+static ALWAYS_INLINE void dwt16_tile(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C,
+                                     int OC, int OH, int OW, int c0, int ky0, int n0, const int CB,
+                                     const int NKY, const int K)
+{
+    enum { NTMAX = 32 };
+    const int NT = CB * NKY * K;
+    vz acc[NTMAX];
+    for (int f = 0; f < NT; f++)
+        acc[f] = vbcast_v16(0.0f);
+    for (int y = 0; y < OH; y++) {
+        const float *grow = gt + (size_t)y * OW * OCp + (size_t)n0 * 16;
+        const float *irow = in + ((size_t)c0 * H + y + ky0) * W;
+        for (int x = 0; x < OW; x++) {
+            vz g = vload_v16(grow + (size_t)x * OCp);
+            IN_REGISTER(g);
+            for (int cb = 0; cb < CB; cb++)
+                for (int ky = 0; ky < NKY; ky++)
+                    for (int kx = 0; kx < K; kx++)
+                        acc[(cb * NKY + ky) * K + kx] += vbcast_v16(irow[((size_t)cb * H + ky) * W + x + kx]) * g;
+        }
+    }
+    for (int f0 = 0; f0 < NT; f0 += 16) {
+        const int n = NT - f0 < 16 ? NT - f0 : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < n ? (__m512)acc[f0 + i] : _mm512_setzero_ps();
+        tr16(r);
+        for (int l = 0; l < 16 && n0 * 16 + l < OC; l++) {
+            float *d = dw + (((size_t)(n0 * 16 + l) * C + c0) * K + ky0) * K + f0;
+            _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), r[l]));
+        }
+    }
+}
+
+/* Tiles of up to 28 taps (+ 1 gradient vector in the 32 registers):
+ * whole kernels of CB channels where K*K <= 14, else single channels in
+ * blocks of kernel rows. */
+static ALWAYS_INLINE void dwt16_k(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C,
+                                  int OC, int OH, int OW, const int K)
+{
+    const int CB = K * K <= 14 ? 28 / (K * K) : 1, NKY = K * K <= 28 ? K : 28 / K;
+    for (int n0 = 0; n0 < OCp / 16; n0++) {
+        int c = 0;
+        if (CB > 1)
+            for (; c + CB <= C; c += CB)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, 0, n0, CB, K, K);
+        for (; c < C; c++) {
+            int ky = 0;
+            for (; ky + NKY <= K; ky += NKY)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, ky, n0, 1, NKY, K);
+            if (ky < K)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, ky, n0, 1, K % NKY, K);
+        }
+    }
+}
+
+static void dwt16(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C, int OC, int OH,
+                  int OW, int K)
+{
+    switch (K) {
+    case 1: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 1); break;
+    case 2: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 2); break;
+    case 3: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 3); break;
+    case 4: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 4); break;
+    case 5: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 5); break;
+    case 6: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 6); break;
+    case 7: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 7); break;
+    default: break;
+    }
 }
 #endif
 #endif /* CONV_VECTORS */
@@ -870,18 +994,21 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     int is = padded ? Wp : W;
     if (ol) {
         int OCp = round_up(OC, ol), np = OH * OW;
-        for (int pos = 0; pos < np; pos++) {
-            for (int o = 0; o < OC; o++)
-                gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
-            for (int o = OC; o < OCp; o++)
-                gt[(size_t)pos * OCp + o] = 0.0f;
-        }
 #ifdef GEN_V16
-        if (ol == 16)
-            dwoc_v16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
-        else
+        if (ol == 16) {
+            dout_t16(gt, OCp, dout, OC, np);
+            dwt16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+        } else
 #endif
+        {
+            for (int pos = 0; pos < np; pos++) {
+                for (int o = 0; o < OC; o++)
+                    gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
+                for (int o = OC; o < OCp; o++)
+                    gt[(size_t)pos * OCp + o] = 0.0f;
+            }
             dwoc_v8(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+        }
     }
 #ifdef GEN_V16
     if (lanes == 16) {
