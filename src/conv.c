@@ -739,14 +739,23 @@ static ALWAYS_INLINE void dwt16_tile(float *dw, const float *gt, int OCp, const 
         acc[f] = vbcast_v16(0.0f);
     for (int y = 0; y < OH; y++) {
         const float *grow = gt + (size_t)y * OW * OCp + (size_t)n0 * 16;
-        const float *irow = in + ((size_t)c0 * H + y + ky0) * W;
+        /* One pointer per input row, stepped along x and hidden from GCC:
+         * else it keeps the inputs that the next x reuses in scalar
+         * registers and spills them, or holds each row's offset in a
+         * register it has too few of, instead of one broadcast-FMA per
+         * tap with the kx offset as displacement. */
+        const float *rp[NTMAX];
+        for (int r = 0; r < CB * NKY; r++)
+            rp[r] = in + ((size_t)(c0 + r / NKY) * H + y + ky0 + r % NKY) * W;
         for (int x = 0; x < OW; x++) {
             vz g = vload_v16(grow + (size_t)x * OCp);
             IN_REGISTER(g);
-            for (int cb = 0; cb < CB; cb++)
-                for (int ky = 0; ky < NKY; ky++)
-                    for (int kx = 0; kx < K; kx++)
-                        acc[(cb * NKY + ky) * K + kx] += vbcast_v16(irow[((size_t)cb * H + ky) * W + x + kx]) * g;
+            for (int r = 0; r < CB * NKY; r++) {
+                __asm__("" : "+r"(rp[r]));
+                for (int kx = 0; kx < K; kx++)
+                    acc[r * K + kx] += vbcast_v16(rp[r][kx]) * g;
+                rp[r]++;
+            }
         }
     }
     for (int f0 = 0; f0 < NT; f0 += 16) {
