@@ -677,6 +677,105 @@ static void fwd_pair(float *out, const float *in, const float *w, const float *b
 #undef PAIR_ROW
 }
 
+/* ---- Rows 16 or more wide with 512-bit vectors: the input's grid ----
+ * A vector holds 16 consecutive outputs of a channel on the input's grid:
+ * output (y, x) at y*W + x, so the window of every lane starts K - 1
+ * columns apart at a row's end, and each tap is one plain load at
+ * grid + ky*W + kx for the whole vector, whatever the row width. The
+ * K - 1 lanes per row past OW are computed and dropped: compressed out of
+ * the vector, so the valid lanes of a row's end and the next row's start,
+ * which are contiguous in the output, are one masked store (24-wide rows:
+ * 42 vectors for 36 vectors' worth of outputs, where row chunks of 16
+ * take 48). The last vector's loads are masked to stay inside the input.
+ * Tiles are P channels x T vectors; the sum order per output (bias, c, ky,
+ * kx) is the other forward kernels', so the bits are too. */
+static ALWAYS_INLINE void flat_fwd_tile(float *out, const float *in, const float *w, const float *b, int C,
+                                        int H, int W, int OH, int OW, int o0, int v0, const int P, const int T,
+                                        const int K, __mmask16 last, int relu)
+{
+    enum { PMAX = 4, TMAX = 6 };
+    vz acc[PMAX][TMAX];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            acc[p][t] = vbcast_v16(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + (size_t)c * H * W + 16 * v0;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vz x[TMAX];
+                for (int t = 0; t < T; t++) {
+                    const float *src = ip + 16 * t + ky * W + kx;
+                    x[t] = last == 0xffff ? vload_v16(src) : (vz)_mm512_maskz_loadu_ps(last, src);
+                    IN_REGISTER(x[t]);
+                }
+                for (int p = 0; p < P; p++) {
+                    vz wv = vbcast_v16(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int t = 0; t < T; t++)
+                        acc[p][t] += wv * x[t];
+                }
+            }
+    }
+    for (int t = 0; t < T; t++) {
+        const int g = 16 * (v0 + t), y = g / W, x = g % W;
+        /* lanes on the grid: x .. W-1 of row y, then 0 .. of row y+1 */
+        const int n0 = OW - x < 0 ? 0 : OW - x < 16 ? OW - x : 16, h0 = W - x;
+        unsigned keep = (1u << n0) - 1;
+        if (h0 < 16 && y + 1 < OH)
+            keep |= ((1u << (h0 + OW < 16 ? h0 + OW : 16)) - 1) & ~((1u << h0) - 1);
+        const int n = __builtin_popcount(keep), at = y * OW + (x < OW ? x : OW);
+        for (int p = 0; p < P; p++) {
+            vz v = acc[p][t];
+            if (relu)
+                v = vrelu_v16(&v);
+            __m512 packed = _mm512_maskz_compress_ps((__mmask16)keep, (__m512)v);
+            _mm512_mask_storeu_ps(out + (size_t)(o0 + p) * OH * OW + at, (__mmask16)((1u << n) - 1), packed);
+        }
+    }
+}
+
+static ALWAYS_INLINE void flat_fwd_k(float *out, const float *in, const float *w, const float *b, int C, int H,
+                                     int W, int OC, const int K, int relu)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16;
+    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
+#define FLAT_ROW(PV)                                                                            \
+    {                                                                                           \
+        int v = 0;                                                                              \
+        for (; v + 6 < nv; v += 6)                                                              \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 6, K, 0xffff, relu);     \
+        for (; v + 2 < nv; v += 2)                                                              \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 2, K, 0xffff, relu);     \
+        for (; v + 1 < nv; v++)                                                                 \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 1, K, 0xffff, relu);     \
+        flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 1, K, last, relu);           \
+    }
+    int o0 = 0;
+    for (; o0 + 4 <= OC; o0 += 4)
+        FLAT_ROW(4)
+    for (; o0 + 2 <= OC; o0 += 2)
+        FLAT_ROW(2)
+    for (; o0 < OC; o0++)
+        FLAT_ROW(1)
+#undef FLAT_ROW
+}
+
+/* Needs OW >= 16 (a vector spans at most two rows of the grid). */
+static void flat_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                     int K, int relu)
+{
+    switch (K) {
+    case 1: flat_fwd_k(out, in, w, b, C, H, W, OC, 1, relu); break;
+    case 2: flat_fwd_k(out, in, w, b, C, H, W, OC, 2, relu); break;
+    case 3: flat_fwd_k(out, in, w, b, C, H, W, OC, 3, relu); break;
+    case 4: flat_fwd_k(out, in, w, b, C, H, W, OC, 4, relu); break;
+    case 5: flat_fwd_k(out, in, w, b, C, H, W, OC, 5, relu); break;
+    case 6: flat_fwd_k(out, in, w, b, C, H, W, OC, 6, relu); break;
+    case 7: flat_fwd_k(out, in, w, b, C, H, W, OC, 7, relu); break;
+    default: break;
+    }
+}
+
 /* ---- dw along the output channels with 512-bit vectors, no scalar work ----
  * As dwoc_v16 (lanes = 16 output channels, the sum over positions in
  * order, then added to dw), but dout is transposed to (position, OCp) and
@@ -829,7 +928,7 @@ static void dwt16(float *dw, const float *gt, int OCp, const float *in, int H, i
 #define GEN_BWD_W8 0
 #endif
 
-enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16 };
+enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_FLAT16 };
 
 #ifdef CONV_VECTORS
 /* Per thread, reused by every call: the padded copies of one sample. */
@@ -891,6 +990,12 @@ static int fwd_path(int C, int H, int W, int OC, int K)
     if (OW == 8 && (H - K + 1) % 2 == 0 && K <= 7)
         return PATH_PAIR16;
 #endif
+#if defined(GEN_V16) && !defined(GEN_NO_FLAT)
+    /* Where chunks of 16 would leave a quarter or more of the lanes idle
+     * (24 and 22 wide); on 26 and 28 wide rows the grid measured slower. */
+    if (OW > 16 && OW % 16 && OW % 16 <= 8 && K <= 7)
+        return PATH_FLAT16;
+#endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
         return PATH_W24;
     if (K == 5 && OW == 8 && OC % 4 == 0 && !GEN_FWD_W8)
@@ -929,6 +1034,7 @@ static const char *path_name(int path)
     case PATH_GEN8: return "vec256";
     case PATH_GEN16: return "vec512";
     case PATH_PAIR16: return "vec512-rowpairs";
+    case PATH_FLAT16: return "vec512-flat";
     default: return "loops";
     }
 }
@@ -1062,6 +1168,9 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
 #ifdef GEN_V16
     case PATH_PAIR16:
         fwd_pair(out, in, w, b, C, H, W, OC, K, relu);
+        return;
+    case PATH_FLAT16:
+        flat_fwd(out, in, w, b, C, H, W, OC, K, relu);
         return;
 #endif
 #endif

@@ -203,7 +203,7 @@ static void conv_paths_cover_shapes(void **state)
 #if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
         "tiled-w24", "vec256",
 #if defined(__AVX512F__)
-        "vec512", "vec512-rowpairs",
+        "vec512", "vec512-rowpairs", "vec512-flat",
 #else
         "tiled-w8",
 #endif
@@ -214,8 +214,10 @@ static void conv_paths_cover_shapes(void **state)
         int seen = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const shape *p = &shapes[s];
-            conv_kernel_path(path, sizeof path, 1, p->C, p->H, p->W, p->OC, p->K);
-            seen += strstr(path, names[n]) != NULL;
+            for (int has_din = 0; has_din < 2; has_din++) { /* conv_backward_matches_ref runs both */
+                conv_kernel_path(path, sizeof path, has_din, p->C, p->H, p->W, p->OC, p->K);
+                seen += strstr(path, names[n]) != NULL;
+            }
         }
         if (!seen)
             fail_msg("no shape in the list takes the %s kernels", names[n]);
