@@ -776,6 +776,88 @@ static void flat_fwd(float *out, const float *in, const float *w, const float *b
     }
 }
 
+/* dw on the same grid, for layers without din (conv1): gg is dout spread
+ * onto the grid (zeros in the dropped lanes and past the end), so
+ * dw[o][c][ky][kx] += sum over the grid's vectors of gg[o] times the input
+ * at c, ky*W + kx (the last vector's loads masked), then a horizontal sum.
+ * A tile is P output channels x the K kx taps of one (c, ky). The lanes sum
+ * other positions than the 8-lane tiled-w24 kernel's, so dw's bits differ
+ * from it (by rounding only). */
+static ALWAYS_INLINE void flat_dw_step(vz (*acc)[7], const float *gg, int ngp, const float *ip, int o0, int v,
+                                       const int P, const int K, __mmask16 m)
+{
+    vz g[4];
+    for (int p = 0; p < P; p++)
+        g[p] = vload_v16(gg + (size_t)(o0 + p) * ngp + 16 * v);
+    for (int kx = 0; kx < K; kx++) {
+        vz x = m == 0xffff ? vload_v16(ip + 16 * v + kx) : (vz)_mm512_maskz_loadu_ps(m, ip + 16 * v + kx);
+        IN_REGISTER(x);
+        for (int p = 0; p < P; p++)
+            acc[p][kx] += g[p] * x;
+    }
+}
+
+static ALWAYS_INLINE void flat_dw_tile(float *dw, const float *gg, int ngp, const float *in, int C, int H, int W,
+                                       int nv, __mmask16 last, int o0, int c, int ky, const int P, const int K)
+{
+    vz acc[4][7];
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            acc[p][kx] = vbcast_v16(0.0f);
+    const float *ip = in + (size_t)c * H * W + (size_t)ky * W;
+    int v = 0;
+    for (; v + 1 < nv; v++)
+        flat_dw_step(acc, gg, ngp, ip, o0, v, P, K, 0xffff);
+    flat_dw_step(acc, gg, ngp, ip, o0, v, P, K, last);
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            dw[(((size_t)(o0 + p) * C + c) * K + ky) * K + kx] += hsum_v16(&acc[p][kx]);
+}
+
+/* Floats of gg: OC x the grid's vectors. */
+static size_t flat_dw_floats(int H, int W, int OC, int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW;
+    return (size_t)OC * ((ng + 15) / 16 * 16);
+}
+
+static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, const float *in, int C, int H,
+                                    int W, int OC, const int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16, ngp = 16 * nv;
+    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
+    for (int o = 0; o < OC; o++) {
+        float *go = gg + (size_t)o * ngp;
+        memset(go, 0, sizeof(float) * (size_t)ngp);
+        for (int y = 0; y < OH; y++)
+            memcpy(go + (size_t)y * W, dout + ((size_t)o * OH + y) * OW, sizeof(float) * (size_t)OW);
+    }
+    const int PB = K <= 6 ? 4 : 3;
+    int o0 = 0;
+    for (; o0 + PB <= OC; o0 += PB)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                flat_dw_tile(dw, gg, ngp, in, C, H, W, nv, last, o0, c, ky, PB, K);
+    for (; o0 < OC; o0++)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                flat_dw_tile(dw, gg, ngp, in, C, H, W, nv, last, o0, c, ky, 1, K);
+}
+
+static void flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K)
+{
+    switch (K) {
+    case 1: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 1); break;
+    case 2: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 2); break;
+    case 3: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 3); break;
+    case 4: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 4); break;
+    case 5: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 5); break;
+    case 6: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 6); break;
+    case 7: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 7); break;
+    default: break;
+    }
+}
+
 /* ---- dw along the output channels with 512-bit vectors, no scalar work ----
  * As dwoc_v16 (lanes = 16 output channels, the sum over positions in
  * order, then added to dw), but dout is transposed to (position, OCp) and
@@ -1015,6 +1097,10 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
     if (OW == 8 && OH == 8 && K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
         return PATH_PAIR16;
 #endif
+#if defined(GEN_V16) && !defined(GEN_NO_FLAT)
+    if (!has_din && OW > 16 && OW % 16 && OW % 16 <= 8 && K <= 7 && flat_dw_floats(H, W, OC, K) <= SCRATCH_FLOATS)
+        return PATH_FLAT16;
+#endif
     int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
     int fast_din = !has_din || (K == 5 && OW == 8 && OH == 8);
     if (fast_dw && fast_din && !(OW == 24 ? GEN_BWD_W24 : GEN_BWD_W8))
@@ -1219,6 +1305,10 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
         gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
         if (din)
             din_pair(din, dout, w, C, OC, K);
+        return;
+    case PATH_FLAT16: /* no din: bwd_path takes it only for the first layer */
+        bias_grad(db, dout, OC, (H - K + 1) * (W - K + 1));
+        flat_dw(dw, scratch, dout, in, C, H, W, OC, K);
         return;
 #endif
 #endif
