@@ -677,16 +677,17 @@ static void fwd_pair(float *out, const float *in, const float *w, const float *b
 #undef PAIR_ROW
 }
 
-/* ---- Rows 16 or more wide with 512-bit vectors: the input's grid ----
+/* ---- Rows not a multiple of 16 wide, with 512-bit vectors: the input's grid ----
  * A vector holds 16 consecutive outputs of a channel on the input's grid:
  * output (y, x) at y*W + x, so the window of every lane starts K - 1
  * columns apart at a row's end, and each tap is one plain load at
  * grid + ky*W + kx for the whole vector, whatever the row width. The
  * K - 1 lanes per row past OW are computed and dropped: compressed out of
- * the vector, so the valid lanes of a row's end and the next row's start,
- * which are contiguous in the output, are one masked store (24-wide rows:
- * 42 vectors for 36 vectors' worth of outputs, where row chunks of 16
- * take 48). The last vector's loads are masked to stay inside the input.
+ * the vector, so the valid lanes of a row's end and the rows after, which
+ * are contiguous in the output, are one masked store (24-wide rows: 42
+ * vectors for 36 vectors' worth of outputs, where row chunks of 16 take
+ * 48; 11-wide rows of a 13-wide input: 85% of the lanes used, where rows
+ * padded to 16 use 69%). The last vector's loads are masked to stay inside the input.
  * Tiles are P channels x T vectors; the sum order per output (bias, c, ky,
  * kx) is the other forward kernels', so the bits are too. */
 static ALWAYS_INLINE void flat_fwd_tile(float *out, const float *in, const float *w, const float *b, int C,
@@ -718,11 +719,13 @@ static ALWAYS_INLINE void flat_fwd_tile(float *out, const float *in, const float
     }
     for (int t = 0; t < T; t++) {
         const int g = 16 * (v0 + t), y = g / W, x = g % W;
-        /* lanes on the grid: x .. W-1 of row y, then 0 .. of row y+1 */
-        const int n0 = OW - x < 0 ? 0 : OW - x < 16 ? OW - x : 16, h0 = W - x;
-        unsigned keep = (1u << n0) - 1;
-        if (h0 < 16 && y + 1 < OH)
-            keep |= ((1u << (h0 + OW < 16 ? h0 + OW : 16)) - 1) & ~((1u << h0) - 1);
+        /* lanes on the grid: x .. W-1 of row y, then 0 .. W-1 of the rows
+         * after; the first OW of each row are outputs */
+        unsigned keep = 0;
+        for (int l = 0, xx = x, yy = y; l < 16 && yy < OH; l += W - xx, xx = 0, yy++) {
+            const int n = OW - xx <= 0 ? 0 : OW - xx < 16 - l ? OW - xx : 16 - l;
+            keep |= ((1u << n) - 1) << l;
+        }
         const int n = __builtin_popcount(keep), at = y * OW + (x < OW ? x : OW);
         for (int p = 0; p < P; p++) {
             vz v = acc[p][t];
@@ -760,7 +763,6 @@ static ALWAYS_INLINE void flat_fwd_k(float *out, const float *in, const float *w
 #undef FLAT_ROW
 }
 
-/* Needs OW >= 16 (a vector spans at most two rows of the grid). */
 static void flat_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                      int K, int relu)
 {
@@ -1074,8 +1076,13 @@ static int fwd_path(int C, int H, int W, int OC, int K)
 #endif
 #if defined(GEN_V16) && !defined(GEN_NO_FLAT)
     /* Where chunks of 16 would leave a quarter or more of the lanes idle
-     * (24 and 22 wide); on 26 and 28 wide rows the grid measured slower. */
+     * (24 and 22 wide); on 26 and 28 wide rows the grid measured slower.
+     * (The backward pass takes the grid only here, and only without din.) */
     if (OW > 16 && OW % 16 && OW % 16 <= 8 && K <= 7)
+        return PATH_FLAT16;
+    /* Rows 9 to 15 wide on a grid at most 16 wide: fewer idle lanes than
+     * rows padded to 16 (11 and 10 wide: 1.25-1.3x measured). */
+    if (OW > 8 && OW < 16 && W <= 16 && K <= 7)
         return PATH_FLAT16;
 #endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
