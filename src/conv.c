@@ -991,6 +991,91 @@ static void dwt16(float *dw, const float *gt, int OCp, const float *in, int H, i
     default: break;
     }
 }
+
+/* ---- Forward with vectors along the output channels, rows 5 to 7 wide ----
+ * For the narrow outputs of a late layer (7x7 kernels: 5 wide), where
+ * rows padded to 8 leave 3 lanes in 8 idle: the lanes are 16 output
+ * channels, the accumulators NR whole output rows (NR*OW <= 28), per tap
+ * one vector of weights (w transposed to (c, ky, kx, OCp) once per call,
+ * in registers) and a broadcast-FMA per position, then the accumulators
+ * transposed back to (o, position). The sum order per output (bias, c,
+ * ky, kx) is the other forward kernels', so the bits are too. */
+static ALWAYS_INLINE void fwdoc_tile(float *out, const float *in, const float *wt, int OCp, const float *b, int C,
+                                     int H, int W, int OC, int OH, int K, int n0, int y0, const int OW,
+                                     const int NR, int relu)
+{
+    enum { NMAX = 28 };
+    const int NP = NR * OW;
+    const int nb = OC - 16 * n0 < 16 ? OC - 16 * n0 : 16;
+    const vz bv = (vz)_mm512_maskz_loadu_ps((__mmask16)((1u << nb) - 1), b + 16 * n0);
+    vz acc[NMAX];
+    for (int i = 0; i < NP; i++)
+        acc[i] = bv;
+    ptrdiff_t rw[NMAX / 4 + 1];
+    for (int r = 0; r < NR; r++)
+        rw[r] = (ptrdiff_t)r * W;
+    const float *wp = wt + (size_t)16 * n0;
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++) {
+            const float *base = in + ((size_t)c * H + y0 + ky) * W;
+            for (int kx = 0; kx < K; kx++, wp += OCp) {
+                vz wv = vload_v16(wp);
+                IN_REGISTER(wv);
+                const float *bp = base + kx;
+                __asm__("" : "+r"(bp));
+                for (int r = 0; r < NR; r++)
+                    for (int x = 0; x < OW; x++)
+                        acc[r * OW + x] += vbcast_v16(bp[rw[r] + x]) * wv;
+            }
+        }
+    for (int f0 = 0; f0 < NP; f0 += 16) {
+        const int n = NP - f0 < 16 ? NP - f0 : 16;
+        __m512 t[16];
+        for (int i = 0; i < 16; i++) {
+            vz v = i < n ? acc[f0 + i] : vbcast_v16(0.0f);
+            if (relu)
+                v = vrelu_v16(&v);
+            t[i] = (__m512)v;
+        }
+        tr16(t);
+        for (int l = 0; l < nb; l++)
+            _mm512_mask_storeu_ps(out + ((size_t)(16 * n0 + l) * OH + y0) * OW + f0, (__mmask16)((1u << n) - 1),
+                                  t[l]);
+    }
+}
+
+static ALWAYS_INLINE void fwdoc_w(float *out, const float *in, const float *wt, int OCp, const float *b, int C,
+                                  int H, int W, int OC, int K, const int OW, int relu)
+{
+    const int NR = 28 / OW;
+    const int OH = H - K + 1;
+    for (int n0 = 0; n0 < OCp / 16; n0++) {
+        int y0 = 0;
+        for (; y0 + NR <= OH; y0 += NR)
+            fwdoc_tile(out, in, wt, OCp, b, C, H, W, OC, OH, K, n0, y0, OW, NR, relu);
+        for (; y0 < OH; y0++)
+            fwdoc_tile(out, in, wt, OCp, b, C, H, W, OC, OH, K, n0, y0, OW, 1, relu);
+    }
+}
+
+/* Floats of the transposed weights. */
+static size_t fwdoc_floats(int C, int OC, int K)
+{
+    return (size_t)C * K * K * ((OC + 15) / 16 * 16);
+}
+
+static void fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
+                  int OC, int K, int relu)
+{
+    const int OCp = (OC + 15) / 16 * 16;
+    dout_t16(wt, OCp, w, OC, C * K * K);
+    switch (W - K + 1) {
+    case 5: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 5, relu); break;
+    case 6: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 6, relu); break;
+    case 7: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 7, relu); break;
+    default: break;
+    }
+}
 #endif
 #endif /* CONV_VECTORS */
 
@@ -1012,7 +1097,7 @@ static void dwt16(float *dw, const float *gt, int OCp, const float *in, int H, i
 #define GEN_BWD_W8 0
 #endif
 
-enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_FLAT16 };
+enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_FLAT16, PATH_OC16 };
 
 #ifdef CONV_VECTORS
 /* Per thread, reused by every call: the padded copies of one sample. */
@@ -1084,6 +1169,9 @@ static int fwd_path(int C, int H, int W, int OC, int K)
      * rows padded to 16 (11 and 10 wide: 1.25-1.3x measured). */
     if (OW > 8 && OW < 16 && W <= 16 && K <= 7)
         return PATH_FLAT16;
+    /* Rows 5 to 7 wide with at least 12 filters: lanes along the filters. */
+    if (OW >= 5 && OW <= 7 && OC >= 12 && K <= 7 && fwdoc_floats(C, OC, K) <= SCRATCH_FLOATS)
+        return PATH_OC16;
 #endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
         return PATH_W24;
@@ -1128,6 +1216,7 @@ static const char *path_name(int path)
     case PATH_GEN16: return "vec512";
     case PATH_PAIR16: return "vec512-rowpairs";
     case PATH_FLAT16: return "vec512-flat";
+    case PATH_OC16: return "vec512-oc";
     default: return "loops";
     }
 }
@@ -1264,6 +1353,9 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
         return;
     case PATH_FLAT16:
         flat_fwd(out, in, w, b, C, H, W, OC, K, relu);
+        return;
+    case PATH_OC16:
+        fwdoc(out, in, w, b, scratch, C, H, W, OC, K, relu);
         return;
 #endif
 #endif

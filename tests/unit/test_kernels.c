@@ -53,6 +53,8 @@ static const shape shapes[] = {
     { 5, 13, 17, 7, 6 },   /* odd everything, output width 12 */
     { 2, 3, 33, 3, 2 },    /* short and wide: long vectorised rows */
     { 1, 28, 28, 100, 3 }, /* wide layer: more floats than the padding scratch, needed by none */
+    { 8, 12, 12, 20, 6 },  /* rows 7 wide, 20 filters: lanes along the filters, a lane tail */
+    { 4, 10, 10, 12, 5 },  /* rows 6 wide, 12 filters: a block of 4 rows and single rows */
     { 2, 12, 12, 3, 9 },   /* K > 7: the loops */
 };
 
@@ -203,7 +205,7 @@ static void conv_paths_cover_shapes(void **state)
 #if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
         "vec256",
 #if defined(__AVX512F__)
-        "vec512", "vec512-rowpairs", "vec512-flat",
+        "vec512", "vec512-rowpairs", "vec512-flat", "vec512-oc",
 #else
         "tiled-w24", "tiled-w8",
 #endif
