@@ -511,6 +511,7 @@ static void din_w8_k5_h12(float *din, const float *dout, const float *w, int C, 
 #undef TNR
 #if defined(__AVX512F__)
 #define GEN_V16 1
+#include <immintrin.h>
 typedef float vz __attribute__((vector_size(64)));
 #define TV vz
 #define TL 16
@@ -675,6 +676,406 @@ static void fwd_pair(float *out, const float *in, const float *w, const float *b
         PAIR_ROW(1)
 #undef PAIR_ROW
 }
+
+/* ---- Rows not a multiple of 16 wide, with 512-bit vectors: the input's grid ----
+ * A vector holds 16 consecutive outputs of a channel on the input's grid:
+ * output (y, x) at y*W + x, so the window of every lane starts K - 1
+ * columns apart at a row's end, and each tap is one plain load at
+ * grid + ky*W + kx for the whole vector, whatever the row width. The
+ * K - 1 lanes per row past OW are computed and dropped: compressed out of
+ * the vector, so the valid lanes of a row's end and the rows after, which
+ * are contiguous in the output, are one masked store (24-wide rows: 42
+ * vectors for 36 vectors' worth of outputs, where row chunks of 16 take
+ * 48; 11-wide rows of a 13-wide input: 85% of the lanes used, where rows
+ * padded to 16 use 69%). The last vector's loads are masked to stay inside the input.
+ * Tiles are P channels x T vectors; the sum order per output (bias, c, ky,
+ * kx) is the other forward kernels', so the bits are too. */
+static ALWAYS_INLINE void flat_fwd_tile(float *out, const float *in, const float *w, const float *b, int C,
+                                        int H, int W, int OH, int OW, int o0, int v0, const int P, const int T,
+                                        const int K, __mmask16 last, int relu)
+{
+    enum { PMAX = 4, TMAX = 6 };
+    vz acc[PMAX][TMAX];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            acc[p][t] = vbcast_v16(b[o0 + p]);
+    for (int c = 0; c < C; c++) {
+        const float *ip = in + (size_t)c * H * W + 16 * v0;
+        const float *wp = w + ((size_t)o0 * C + c) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vz x[TMAX];
+                for (int t = 0; t < T; t++) {
+                    const float *src = ip + 16 * t + ky * W + kx;
+                    x[t] = last == 0xffff ? vload_v16(src) : (vz)_mm512_maskz_loadu_ps(last, src);
+                    IN_REGISTER(x[t]);
+                }
+                for (int p = 0; p < P; p++) {
+                    vz wv = vbcast_v16(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    for (int t = 0; t < T; t++)
+                        acc[p][t] += wv * x[t];
+                }
+            }
+    }
+    for (int t = 0; t < T; t++) {
+        const int g = 16 * (v0 + t), y = g / W, x = g % W;
+        /* lanes on the grid: x .. W-1 of row y, then 0 .. W-1 of the rows
+         * after; the first OW of each row are outputs */
+        unsigned keep = 0;
+        for (int l = 0, xx = x, yy = y; l < 16 && yy < OH; l += W - xx, xx = 0, yy++) {
+            const int n = OW - xx <= 0 ? 0 : OW - xx < 16 - l ? OW - xx : 16 - l;
+            keep |= ((1u << n) - 1) << l;
+        }
+        const int n = __builtin_popcount(keep), at = y * OW + (x < OW ? x : OW);
+        for (int p = 0; p < P; p++) {
+            vz v = acc[p][t];
+            if (relu)
+                v = vrelu_v16(&v);
+            __m512 packed = _mm512_maskz_compress_ps((__mmask16)keep, (__m512)v);
+            _mm512_mask_storeu_ps(out + (size_t)(o0 + p) * OH * OW + at, (__mmask16)((1u << n) - 1), packed);
+        }
+    }
+}
+
+static ALWAYS_INLINE void flat_fwd_k(float *out, const float *in, const float *w, const float *b, int C, int H,
+                                     int W, int OC, const int K, int relu)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16;
+    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
+#define FLAT_ROW(PV)                                                                            \
+    {                                                                                           \
+        int v = 0;                                                                              \
+        for (; v + 6 < nv; v += 6)                                                              \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 6, K, 0xffff, relu);     \
+        for (; v + 2 < nv; v += 2)                                                              \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 2, K, 0xffff, relu);     \
+        for (; v + 1 < nv; v++)                                                                 \
+            flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 1, K, 0xffff, relu);     \
+        flat_fwd_tile(out, in, w, b, C, H, W, OH, OW, o0, v, (PV), 1, K, last, relu);           \
+    }
+    int o0 = 0;
+    for (; o0 + 4 <= OC; o0 += 4)
+        FLAT_ROW(4)
+    for (; o0 + 2 <= OC; o0 += 2)
+        FLAT_ROW(2)
+    for (; o0 < OC; o0++)
+        FLAT_ROW(1)
+#undef FLAT_ROW
+}
+
+static void flat_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                     int K, int relu)
+{
+    switch (K) {
+    case 1: flat_fwd_k(out, in, w, b, C, H, W, OC, 1, relu); break;
+    case 2: flat_fwd_k(out, in, w, b, C, H, W, OC, 2, relu); break;
+    case 3: flat_fwd_k(out, in, w, b, C, H, W, OC, 3, relu); break;
+    case 4: flat_fwd_k(out, in, w, b, C, H, W, OC, 4, relu); break;
+    case 5: flat_fwd_k(out, in, w, b, C, H, W, OC, 5, relu); break;
+    case 6: flat_fwd_k(out, in, w, b, C, H, W, OC, 6, relu); break;
+    case 7: flat_fwd_k(out, in, w, b, C, H, W, OC, 7, relu); break;
+    default: break;
+    }
+}
+
+/* dw on the same grid, for layers without din (conv1): gg is dout spread
+ * onto the grid (zeros in the dropped lanes and past the end), so
+ * dw[o][c][ky][kx] += sum over the grid's vectors of gg[o] times the input
+ * at c, ky*W + kx (the last vector's loads masked), then a horizontal sum.
+ * A tile is P output channels x the K kx taps of one (c, ky). The lanes sum
+ * other positions than the 8-lane tiled-w24 kernel's, so dw's bits differ
+ * from it (by rounding only). */
+static ALWAYS_INLINE void flat_dw_step(vz (*acc)[7], const float *gg, int ngp, const float *ip, int o0, int v,
+                                       const int P, const int K, __mmask16 m)
+{
+    vz g[4];
+    for (int p = 0; p < P; p++)
+        g[p] = vload_v16(gg + (size_t)(o0 + p) * ngp + 16 * v);
+    for (int kx = 0; kx < K; kx++) {
+        vz x = m == 0xffff ? vload_v16(ip + 16 * v + kx) : (vz)_mm512_maskz_loadu_ps(m, ip + 16 * v + kx);
+        IN_REGISTER(x);
+        for (int p = 0; p < P; p++)
+            acc[p][kx] += g[p] * x;
+    }
+}
+
+static ALWAYS_INLINE void flat_dw_tile(float *dw, const float *gg, int ngp, const float *in, int C, int H, int W,
+                                       int nv, __mmask16 last, int o0, int c, int ky, const int P, const int K)
+{
+    vz acc[4][7];
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            acc[p][kx] = vbcast_v16(0.0f);
+    const float *ip = in + (size_t)c * H * W + (size_t)ky * W;
+    int v = 0;
+    for (; v + 1 < nv; v++)
+        flat_dw_step(acc, gg, ngp, ip, o0, v, P, K, 0xffff);
+    flat_dw_step(acc, gg, ngp, ip, o0, v, P, K, last);
+    for (int p = 0; p < P; p++)
+        for (int kx = 0; kx < K; kx++)
+            dw[(((size_t)(o0 + p) * C + c) * K + ky) * K + kx] += hsum_v16(&acc[p][kx]);
+}
+
+/* Floats of gg: OC x the grid's vectors. */
+static size_t flat_dw_floats(int H, int W, int OC, int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW;
+    return (size_t)OC * ((ng + 15) / 16 * 16);
+}
+
+static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, const float *in, int C, int H,
+                                    int W, int OC, const int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16, ngp = 16 * nv;
+    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
+    for (int o = 0; o < OC; o++) {
+        float *go = gg + (size_t)o * ngp;
+        memset(go, 0, sizeof(float) * (size_t)ngp);
+        for (int y = 0; y < OH; y++)
+            memcpy(go + (size_t)y * W, dout + ((size_t)o * OH + y) * OW, sizeof(float) * (size_t)OW);
+    }
+    const int PB = K <= 6 ? 4 : 3;
+    int o0 = 0;
+    for (; o0 + PB <= OC; o0 += PB)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                flat_dw_tile(dw, gg, ngp, in, C, H, W, nv, last, o0, c, ky, PB, K);
+    for (; o0 < OC; o0++)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                flat_dw_tile(dw, gg, ngp, in, C, H, W, nv, last, o0, c, ky, 1, K);
+}
+
+static void flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K)
+{
+    switch (K) {
+    case 1: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 1); break;
+    case 2: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 2); break;
+    case 3: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 3); break;
+    case 4: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 4); break;
+    case 5: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 5); break;
+    case 6: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 6); break;
+    case 7: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 7); break;
+    default: break;
+    }
+}
+
+/* ---- dw along the output channels with 512-bit vectors, no scalar work ----
+ * As dwoc_v16 (lanes = 16 output channels, the sum over positions in
+ * order, then added to dw), but dout is transposed to (position, OCp) and
+ * the accumulators back to (o, c, ky, kx) by 16x16 transposes in
+ * registers: before, those were 3-4 scalar moves per dw element and cost
+ * about as much as the FMAs. A tile is CB input channels x NKY kernel rows
+ * x K columns, taps f = (cb*NKY + ky)*K + kx; they are contiguous in dw
+ * for each o (CB = 1 or NKY = K), so the transposed rows are added with
+ * masked vector loads and stores. Same bits as dwoc_v16. */
+static inline void tr16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int j = 0; j < 2; j++) {
+            __m512d a = _mm512_castps_pd(t[i + j]), b = _mm512_castps_pd(t[i + j + 2]);
+            u[i + 2 * j] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            u[i + 2 * j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* u[4q + k] holds, in 128-bit block b, column 4b + k of rows 4q..4q+3 */
+    for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+            t[i + k] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0x88);
+            t[i + k + 4] = _mm512_shuffle_f32x4(u[i + k], u[i + k + 4], 0xdd);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+    }
+}
+
+/* gt (np, OCp) = dout (OC, np) transposed, zeros past OC. */
+static void dout_t16(float *gt, int OCp, const float *dout, int OC, int np)
+{
+    for (int o0 = 0; o0 < OCp; o0 += 16)
+        for (int p0 = 0; p0 < np; p0 += 16) {
+            const int n = np - p0 < 16 ? np - p0 : 16;
+            const __mmask16 m = (__mmask16)((1u << n) - 1);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = o0 + i < OC ? _mm512_maskz_loadu_ps(m, dout + (size_t)(o0 + i) * np + p0)
+                                   : _mm512_setzero_ps();
+            tr16(r);
+            for (int i = 0; i < n; i++)
+                _mm512_storeu_ps(gt + (size_t)(p0 + i) * OCp + o0, r[i]);
+        }
+}
+
+static ALWAYS_INLINE void dwt16_tile(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C,
+                                     int OC, int OH, int OW, int c0, int ky0, int n0, const int CB,
+                                     const int NKY, const int K)
+{
+    enum { NTMAX = 32 };
+    const int NT = CB * NKY * K;
+    vz acc[NTMAX];
+    for (int f = 0; f < NT; f++)
+        acc[f] = vbcast_v16(0.0f);
+    for (int y = 0; y < OH; y++) {
+        const float *grow = gt + (size_t)y * OW * OCp + (size_t)n0 * 16;
+        /* One pointer per input row, stepped along x and hidden from GCC:
+         * else it keeps the inputs that the next x reuses in scalar
+         * registers and spills them, or holds each row's offset in a
+         * register it has too few of, instead of one broadcast-FMA per
+         * tap with the kx offset as displacement. */
+        const float *rp[NTMAX];
+        for (int r = 0; r < CB * NKY; r++)
+            rp[r] = in + ((size_t)(c0 + r / NKY) * H + y + ky0 + r % NKY) * W;
+        for (int x = 0; x < OW; x++) {
+            vz g = vload_v16(grow + (size_t)x * OCp);
+            IN_REGISTER(g);
+            for (int r = 0; r < CB * NKY; r++) {
+                __asm__("" : "+r"(rp[r]));
+                for (int kx = 0; kx < K; kx++)
+                    acc[r * K + kx] += vbcast_v16(rp[r][kx]) * g;
+                rp[r]++;
+            }
+        }
+    }
+    for (int f0 = 0; f0 < NT; f0 += 16) {
+        const int n = NT - f0 < 16 ? NT - f0 : 16;
+        const __mmask16 m = (__mmask16)((1u << n) - 1);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < n ? (__m512)acc[f0 + i] : _mm512_setzero_ps();
+        tr16(r);
+        for (int l = 0; l < 16 && n0 * 16 + l < OC; l++) {
+            float *d = dw + (((size_t)(n0 * 16 + l) * C + c0) * K + ky0) * K + f0;
+            _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), r[l]));
+        }
+    }
+}
+
+/* Tiles of up to 28 taps (+ 1 gradient vector in the 32 registers):
+ * whole kernels of CB channels where K*K <= 14, else single channels in
+ * blocks of kernel rows. */
+static ALWAYS_INLINE void dwt16_k(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C,
+                                  int OC, int OH, int OW, const int K)
+{
+    const int CB = K * K <= 14 ? 28 / (K * K) : 1, NKY = K * K <= 28 ? K : 28 / K;
+    for (int n0 = 0; n0 < OCp / 16; n0++) {
+        int c = 0;
+        if (CB > 1)
+            for (; c + CB <= C; c += CB)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, 0, n0, CB, K, K);
+        for (; c < C; c++) {
+            int ky = 0;
+            for (; ky + NKY <= K; ky += NKY)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, ky, n0, 1, NKY, K);
+            if (ky < K)
+                dwt16_tile(dw, gt, OCp, in, H, W, C, OC, OH, OW, c, ky, n0, 1, K % NKY, K);
+        }
+    }
+}
+
+static void dwt16(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C, int OC, int OH,
+                  int OW, int K)
+{
+    switch (K) {
+    case 1: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 1); break;
+    case 2: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 2); break;
+    case 3: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 3); break;
+    case 4: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 4); break;
+    case 5: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 5); break;
+    case 6: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 6); break;
+    case 7: dwt16_k(dw, gt, OCp, in, H, W, C, OC, OH, OW, 7); break;
+    default: break;
+    }
+}
+
+/* ---- Forward with vectors along the output channels, rows 5 to 7 wide ----
+ * For the narrow outputs of a late layer (7x7 kernels: 5 wide), where
+ * rows padded to 8 leave 3 lanes in 8 idle: the lanes are 16 output
+ * channels, the accumulators NR whole output rows (NR*OW <= 28), per tap
+ * one vector of weights (w transposed to (c, ky, kx, OCp) once per call,
+ * in registers) and a broadcast-FMA per position, then the accumulators
+ * transposed back to (o, position). The sum order per output (bias, c,
+ * ky, kx) is the other forward kernels', so the bits are too. */
+static ALWAYS_INLINE void fwdoc_tile(float *out, const float *in, const float *wt, int OCp, const float *b, int C,
+                                     int H, int W, int OC, int OH, int K, int n0, int y0, const int OW,
+                                     const int NR, int relu)
+{
+    enum { NMAX = 28 };
+    const int NP = NR * OW;
+    const int nb = OC - 16 * n0 < 16 ? OC - 16 * n0 : 16;
+    const vz bv = (vz)_mm512_maskz_loadu_ps((__mmask16)((1u << nb) - 1), b + 16 * n0);
+    vz acc[NMAX];
+    for (int i = 0; i < NP; i++)
+        acc[i] = bv;
+    ptrdiff_t rw[NMAX / 4 + 1];
+    for (int r = 0; r < NR; r++)
+        rw[r] = (ptrdiff_t)r * W;
+    const float *wp = wt + (size_t)16 * n0;
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++) {
+            const float *base = in + ((size_t)c * H + y0 + ky) * W;
+            for (int kx = 0; kx < K; kx++, wp += OCp) {
+                vz wv = vload_v16(wp);
+                IN_REGISTER(wv);
+                const float *bp = base + kx;
+                __asm__("" : "+r"(bp));
+                for (int r = 0; r < NR; r++)
+                    for (int x = 0; x < OW; x++)
+                        acc[r * OW + x] += vbcast_v16(bp[rw[r] + x]) * wv;
+            }
+        }
+    for (int f0 = 0; f0 < NP; f0 += 16) {
+        const int n = NP - f0 < 16 ? NP - f0 : 16;
+        __m512 t[16];
+        for (int i = 0; i < 16; i++) {
+            vz v = i < n ? acc[f0 + i] : vbcast_v16(0.0f);
+            if (relu)
+                v = vrelu_v16(&v);
+            t[i] = (__m512)v;
+        }
+        tr16(t);
+        for (int l = 0; l < nb; l++)
+            _mm512_mask_storeu_ps(out + ((size_t)(16 * n0 + l) * OH + y0) * OW + f0, (__mmask16)((1u << n) - 1),
+                                  t[l]);
+    }
+}
+
+static ALWAYS_INLINE void fwdoc_w(float *out, const float *in, const float *wt, int OCp, const float *b, int C,
+                                  int H, int W, int OC, int K, const int OW, int relu)
+{
+    const int NR = 28 / OW;
+    const int OH = H - K + 1;
+    for (int n0 = 0; n0 < OCp / 16; n0++) {
+        int y0 = 0;
+        for (; y0 + NR <= OH; y0 += NR)
+            fwdoc_tile(out, in, wt, OCp, b, C, H, W, OC, OH, K, n0, y0, OW, NR, relu);
+        for (; y0 < OH; y0++)
+            fwdoc_tile(out, in, wt, OCp, b, C, H, W, OC, OH, K, n0, y0, OW, 1, relu);
+    }
+}
+
+/* Floats of the transposed weights. */
+static size_t fwdoc_floats(int C, int OC, int K)
+{
+    return (size_t)C * K * K * ((OC + 15) / 16 * 16);
+}
+
+static void fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
+                  int OC, int K, int relu)
+{
+    const int OCp = (OC + 15) / 16 * 16;
+    dout_t16(wt, OCp, w, OC, C * K * K);
+    switch (W - K + 1) {
+    case 5: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 5, relu); break;
+    case 6: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 6, relu); break;
+    case 7: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 7, relu); break;
+    default: break;
+    }
+}
 #endif
 #endif /* CONV_VECTORS */
 
@@ -696,7 +1097,7 @@ static void fwd_pair(float *out, const float *in, const float *w, const float *b
 #define GEN_BWD_W8 0
 #endif
 
-enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16 };
+enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_FLAT16, PATH_OC16 };
 
 #ifdef CONV_VECTORS
 /* Per thread, reused by every call: the padded copies of one sample. */
@@ -758,6 +1159,20 @@ static int fwd_path(int C, int H, int W, int OC, int K)
     if (OW == 8 && (H - K + 1) % 2 == 0 && K <= 7)
         return PATH_PAIR16;
 #endif
+#if defined(GEN_V16) && !defined(GEN_NO_FLAT)
+    /* Where chunks of 16 would leave a quarter or more of the lanes idle
+     * (24 and 22 wide); on 26 and 28 wide rows the grid measured slower.
+     * (The backward pass takes the grid only here, and only without din.) */
+    if (OW > 16 && OW % 16 && OW % 16 <= 8 && K <= 7)
+        return PATH_FLAT16;
+    /* Rows 9 to 15 wide on a grid at most 16 wide: fewer idle lanes than
+     * rows padded to 16 (11 and 10 wide: 1.25-1.3x measured). */
+    if (OW > 8 && OW < 16 && W <= 16 && K <= 7)
+        return PATH_FLAT16;
+    /* Rows 5 to 7 wide with at least 12 filters: lanes along the filters. */
+    if (OW >= 5 && OW <= 7 && OC >= 12 && K <= 7 && fwdoc_floats(C, OC, K) <= SCRATCH_FLOATS)
+        return PATH_OC16;
+#endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)
         return PATH_W24;
     if (K == 5 && OW == 8 && OC % 4 == 0 && !GEN_FWD_W8)
@@ -776,6 +1191,10 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
 #if defined(GEN_V16) && !defined(GEN_NO_PAIR)
     if (OW == 8 && OH == 8 && K <= 7 && gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS)
         return PATH_PAIR16;
+#endif
+#if defined(GEN_V16) && !defined(GEN_NO_FLAT)
+    if (!has_din && OW > 16 && OW % 16 && OW % 16 <= 8 && K <= 7 && flat_dw_floats(H, W, OC, K) <= SCRATCH_FLOATS)
+        return PATH_FLAT16;
 #endif
     int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));
     int fast_din = !has_din || (K == 5 && OW == 8 && OH == 8);
@@ -796,6 +1215,8 @@ static const char *path_name(int path)
     case PATH_GEN8: return "vec256";
     case PATH_GEN16: return "vec512";
     case PATH_PAIR16: return "vec512-rowpairs";
+    case PATH_FLAT16: return "vec512-flat";
+    case PATH_OC16: return "vec512-oc";
     default: return "loops";
     }
 }
@@ -870,18 +1291,21 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     int is = padded ? Wp : W;
     if (ol) {
         int OCp = round_up(OC, ol), np = OH * OW;
-        for (int pos = 0; pos < np; pos++) {
-            for (int o = 0; o < OC; o++)
-                gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
-            for (int o = OC; o < OCp; o++)
-                gt[(size_t)pos * OCp + o] = 0.0f;
-        }
 #ifdef GEN_V16
-        if (ol == 16)
-            dwoc_v16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
-        else
+        if (ol == 16) {
+            dout_t16(gt, OCp, dout, OC, np);
+            dwt16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+        } else
 #endif
+        {
+            for (int pos = 0; pos < np; pos++) {
+                for (int o = 0; o < OC; o++)
+                    gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
+                for (int o = OC; o < OCp; o++)
+                    gt[(size_t)pos * OCp + o] = 0.0f;
+            }
             dwoc_v8(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
+        }
     }
 #ifdef GEN_V16
     if (lanes == 16) {
@@ -926,6 +1350,12 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
 #ifdef GEN_V16
     case PATH_PAIR16:
         fwd_pair(out, in, w, b, C, H, W, OC, K, relu);
+        return;
+    case PATH_FLAT16:
+        flat_fwd(out, in, w, b, C, H, W, OC, K, relu);
+        return;
+    case PATH_OC16:
+        fwdoc(out, in, w, b, scratch, C, H, W, OC, K, relu);
         return;
 #endif
 #endif
@@ -974,6 +1404,10 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
         gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
         if (din)
             din_pair(din, dout, w, C, OC, K);
+        return;
+    case PATH_FLAT16: /* no din: bwd_path takes it only for the first layer */
+        bias_grad(db, dout, OC, (H - K + 1) * (W - K + 1));
+        flat_dw(dw, scratch, dout, in, C, H, W, OC, K);
         return;
 #endif
 #endif

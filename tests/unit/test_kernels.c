@@ -53,6 +53,8 @@ static const shape shapes[] = {
     { 5, 13, 17, 7, 6 },   /* odd everything, output width 12 */
     { 2, 3, 33, 3, 2 },    /* short and wide: long vectorised rows */
     { 1, 28, 28, 100, 3 }, /* wide layer: more floats than the padding scratch, needed by none */
+    { 8, 12, 12, 20, 6 },  /* rows 7 wide, 20 filters: lanes along the filters, a lane tail */
+    { 4, 10, 10, 12, 5 },  /* rows 6 wide, 12 filters: a block of 4 rows and single rows */
     { 2, 12, 12, 3, 9 },   /* K > 7: the loops */
 };
 
@@ -201,11 +203,11 @@ static void conv_paths_cover_shapes(void **state)
 #endif
     const char *names[] = {
 #if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
-        "tiled-w24", "vec256",
+        "vec256",
 #if defined(__AVX512F__)
-        "vec512", "vec512-rowpairs",
+        "vec512", "vec512-rowpairs", "vec512-flat", "vec512-oc",
 #else
-        "tiled-w8",
+        "tiled-w24", "tiled-w8",
 #endif
 #endif
         "loops",
@@ -214,8 +216,10 @@ static void conv_paths_cover_shapes(void **state)
         int seen = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const shape *p = &shapes[s];
-            conv_kernel_path(path, sizeof path, 1, p->C, p->H, p->W, p->OC, p->K);
-            seen += strstr(path, names[n]) != NULL;
+            for (int has_din = 0; has_din < 2; has_din++) { /* conv_backward_matches_ref runs both */
+                conv_kernel_path(path, sizeof path, has_din, p->C, p->H, p->W, p->OC, p->K);
+                seen += strstr(path, names[n]) != NULL;
+            }
         }
         if (!seen)
             fail_msg("no shape in the list takes the %s kernels", names[n]);
