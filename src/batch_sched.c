@@ -23,8 +23,8 @@
  * has descheduled delays nothing. With OMP_WAIT_POLICY=passive the plain
  * form keeps up (medians of 3, busy, plain/this: 1.19 and 0.95 at 2
  * threads, 0.98 and 1.10 at 8), but a program cannot set that for itself.
- * Oversubscribed (8 threads on 2 cores) the plain form is faster: its
- * idle threads sleep in the kernel, where these helpers yield and nap.
+ * Oversubscribed (8 threads on 2 busy cores) the plain form was faster:
+ * its idle threads sleep in the kernel, where these helpers yield and nap.
  *
  * On the same 2 cores with nothing else running (one epoch of all 60,000
  * images, median of 5 alternating runs, the kernels of 753a3a7):
@@ -37,9 +37,10 @@
  *   fast         2      99,908   97,359     0.97
  *   fast         8      99,272   65,187     0.66
  *
- * So this scheduler stays: never slower, 2-3% faster at one thread per
- * core when quiet, 2 to 16 times faster when a core is shared, and
- * oversubscription costs it 1% where it costs the plain form 20-35%. */
+ * So this scheduler stays: 2-3% faster at one thread per core when quiet,
+ * 2 to 16 times faster when a core is shared; oversubscribed, it is 1.3x
+ * to 1.5x faster when quiet and 0.6x to 0.7x when busy (8 threads is not
+ * what the trainer picks by default: one per core). */
 #include "batch_sched.h"
 
 #include <sched.h>
