@@ -121,12 +121,27 @@ build/%/trainer: $(SRCS) src/main.c $(HDRS) | build/test build/asan
 build/%/unit_tests: $(SRCS) $(TEST_SRCS) $(HDRS) | build/test build/asan
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
 
+# The kernel tests again, built for the CPUs other builds target: 256-bit
+# vectors (-mavx2 -mfma), no -march at all (SSE2 only), and no vector
+# types (TRAINER_NO_VECTORS, the plain loops). Every fast path is held
+# against the reference kernels wherever it can run. -O1 keeps these
+# builds quick; the vector code they run is the same.
+KERNEL_VARIANTS := avx2 generic novec
+build/kernels-avx2/kernel_tests: KFLAGS := -mavx2 -mfma
+build/kernels-generic/kernel_tests: KFLAGS := -mtune=generic
+build/kernels-novec/kernel_tests: KFLAGS := $(ARCH_FLAGS) -DTRAINER_NO_VECTORS
+build/kernels-%/kernel_tests: $(SRCS) tests/unit/main.c tests/unit/test_kernels.c tests/unit/util.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit -DKERNELS_ONLY -O1 -std=c11 $(WARN) -Werror -fopenmp -g $(KFLAGS) \
+	    -ffp-contract=fast -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
+
 # The MPI build of the suite: Open MPI's mpicc around the same flags.
 build/mpi/trainer: $(SRCS) src/main.c $(HDRS) | build/mpi
 	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
 test: test-deps data
-	$(MAKE) -j$$(nproc) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer
+	$(MAKE) -j$$(nproc) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer \
+	    $(KERNEL_VARIANTS:%=build/kernels-%/kernel_tests)
 	@tests/run.sh
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=600 ----

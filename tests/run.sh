@@ -58,6 +58,11 @@ for flavour in test asan; do
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     [ $# -gt 0 ] || run_tap "$flavour/unit" env CMOCKA_MESSAGE_OUTPUT=TAP "build/$flavour/unit_tests"
+    if [ $# -eq 0 ] && [ "$flavour" = test ]; then
+        for k in build/kernels-*/kernel_tests; do # the kernels built for other CPUs (Makefile)
+            [ -x "$k" ] && run_tap "test/$(basename "$(dirname "$k")")" env CMOCKA_MESSAGE_OUTPUT=TAP "$k"
+        done
+    fi
     for f in "${files[@]}"; do
         [ -e "$f" ] || continue
         # Open MPI's own allocations would drown ASan's report; the MPI
