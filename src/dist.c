@@ -187,9 +187,7 @@ static int plan_step(step_plan *p, tr_error *err)
         p->bytes[r] = (p->whole ? (p->nall - p->from[r]) * p->nparams : c1 - p->cols[r]) * sizeof(float) + sizeof(int);
         for (int i = 0; i < DIST_MAX_ITEMS; i++)
             p->bytes[r] += p->x->items[i] ? (p->s1[r] - p->s0[r]) * p->x->item_bytes[i] : 0;
-        if (p->total > INT_MAX)
-            break;
-        p->displ[r] = (int)p->total;
+        p->displ[r] = p->total <= INT_MAX ? (int)p->total : 0; /* refused below if not */
         p->total += p->bytes[r];
     }
     p->from[size_] = p->nall;
