@@ -336,11 +336,10 @@ if [ "${BENCH_SKIP_FAST:-0}" != 1 ]; then
         [ -z "$BASELINE" ] || fast_row "$BASELINE" baseline "$seed"
     done
     for label in trainer ${BASELINE:+baseline}; do
-        awk -v label="$label" '$1 == label { n++; hit += $NF == "yes"; w[n] = $4; l[n] = $5; e[n] = $7 }
-            function med(a,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-                                        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-            END { if (n) printf "%s: %d of %d seeds reached 99.0%%; median wall %.2f s, load %.2f s, evaluation %.2f s\n",
-                                label, hit, n, med(w), med(l), med(e) }' "$TMP/fast.rows"
+        rows=$(awk -v l="$label" '$1 == l' "$TMP/fast.rows")
+        col() { printf '%s\n' "$rows" | awk -v c="$1" '{ print $c }' | median; } # the median of column C
+        printf '%s: %d of %d seeds reached 99.0%%; median wall %.2f s, load %.2f s, evaluation %.2f s\n' "$label" \
+            "$(printf '%s\n' "$rows" | grep -c ' yes$')" "$(printf '%s\n' "$rows" | grep -c .)" "$(col 4)" "$(col 5)" "$(col 7)"
     done
     if [ -n "$TIMEV" ]; then
         awk -F': ' '/Maximum resident set size/ { printf "max RSS of the last run: %.1f MB\n", $2 / 1024 }' "$TMP/time.txt"
