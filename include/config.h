@@ -49,6 +49,7 @@ typedef struct {
     int input_size, classes, init; /* init_kind */
     /* [train] */
     int epochs, batch_size;
+    int blocks; /* gradient blocks per batch (train.h) */
     double lr;
     int64_t seed;
     int optimizer; /* optimizer_kind */
