@@ -51,6 +51,13 @@ size_t tree_cover(size_t n, size_t lo, size_t hi, tree_node *out);
  * when NHAVE is 0. OUT has room for n - 1 pairs; returns how many. */
 size_t tree_pairs(size_t n, tree_node node, const tree_node *have, size_t nhave, tree_pair *out);
 
+/* NODE's parent in the n-leaf tree, into *PARENT. Returns 1 with the
+ * addition that completes the parent in *PAIR, or 0 when the parent has no
+ * right child and so already holds NODE's sum. Summing bottom-up, each pair
+ * done once both its children are complete, makes exactly tree_pairs'
+ * additions for the root, in any order of the leaves. */
+int tree_up(size_t n, tree_node node, tree_node *parent, tree_pair *pair);
+
 /* Applies PAIRS to the columns [c0, c1) of the slots (slot k at
  * slots + k * stride). */
 void tree_apply(float *slots, size_t stride, const tree_pair *pairs, size_t npairs, size_t c0, size_t c1);

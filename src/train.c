@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,23 +296,46 @@ static void teardown(run *r)
  *
  * One parallel region per epoch. Thread 0 runs the batch loop; each batch
  * is cut into blocks of samples, each block's gradient going to its own
- * slot, then into reduction chunks of parameters, each of which sums the
- * slots in tree order and steps the optimizer (batch_sched.h spreads them
- * over the threads). Which thread runs a block or a chunk changes nothing. */
+ * slot. The slots are summed in tree order as the blocks finish (sum_up);
+ * then reduction chunks of parameters each step the optimizer
+ * (batch_sched.h spreads blocks and chunks over the threads). Which thread
+ * runs a block or a chunk changes nothing. */
 typedef struct {
     run *r;
     /* The batch, written by thread 0 before sched_step. */
     size_t start, bs, per, nblocks;
-    int summed;                           /* grad holds the sum (dist_tree_sum); else ... */
-    tree_pair pairs[TRAIN_MAX_BLOCKS];    /* ... these additions make it in the slots (tree.h) */
-    uint32_t npairs;
+    int summed; /* several ranks: gather_ranks puts the sum in grad (dist_tree_sum) */
+    /* Per tree pair, indexed by its src: how many of its two children are complete. */
+    _Atomic unsigned char arrived[TRAIN_MAX_BLOCKS];
     uint64_t epoch;
     float lr;
 } batch_job;
 
+/* Block K's gradient is in its slot: the tree additions it completes. The
+ * second child of a pair to finish makes the addition, while its own slot
+ * is warm, and goes on up; so the tree is summed during the blocks, by all
+ * the threads, with exactly tree_pairs' additions (tree.h), and the root's
+ * slot 0 holds the batch's gradient when the last block returns. */
+static void sum_up(batch_job *b, uint32_t k)
+{
+    run *r = b->r;
+    const uint32_t top = tree_root_level(b->nblocks);
+    tree_node node = { k, 0 }, parent;
+    tree_pair pair;
+    for (; node.level < top; node = parent) {
+        if (!tree_up(b->nblocks, node, &parent, &pair))
+            continue;
+        /* acq_rel: the second sees the first's slot, and whoever sums the
+         * parent sees both. */
+        if (atomic_fetch_add_explicit(&b->arrived[pair.src], 1, memory_order_acq_rel) == 0)
+            return;
+        tree_apply(r->slots, r->slot_stride, &pair, 1, 0, r->net.nparams);
+    }
+}
+
 static void run_block(void *ctx, void *worker, uint32_t k)
 {
-    const batch_job *b = ctx;
+    batch_job *b = ctx;
     run *r = b->r;
     net_workspace *ws = worker;
     const config *cfg = r->cfg;
@@ -328,11 +352,12 @@ static void run_block(void *ctx, void *worker, uint32_t k)
         r->losses[s] = net_train_sample(net, net->params, ws, label, slot, &predicted);
         r->hits[s] = predicted == label;
     }
+    if (!b->summed)
+        sum_up(b, k);
 }
 
-/* grad[c0, c1) = the slots summed in tree order (tree.h; with several
- * ranks dist_tree_sum has already put the sum in grad), over the batch
- * size; then those parameters step. */
+/* grad[c0, c1) = the blocks' sum (slot 0, or with several ranks already
+ * in grad) over the batch size; then those parameters step. */
 static void run_chunk(void *ctx, void *worker, uint32_t c)
 {
     (void)worker;
@@ -342,11 +367,9 @@ static void run_chunk(void *ctx, void *worker, uint32_t c)
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
     float *restrict g = r->grad;
-    if (!b->summed) {
-        tree_apply(r->slots, r->slot_stride, b->pairs, b->npairs, c0, c1);
+    if (!b->summed)
         for (size_t j = c0; j < c1; j++)
             g[j] = r->slots[j];
-    }
     for (size_t j = c0; j < c1; j++)
         g[j] *= inv;
     optim_update_range(&r->opt, r->net.params, g, c0, c1, b->lr);
@@ -378,7 +401,8 @@ static void train_batch(run *r, batch_sched *sched, batch_job *b, size_t start, 
     size_t first, end;
     dist_share(nblocks, dist_rank(), &first, &end);
     b->summed = dist_size() > 1;
-    b->npairs = b->summed ? 0 : (uint32_t)tree_pairs(nblocks, tree_root(nblocks), NULL, 0, b->pairs);
+    for (size_t k = 0; k < nblocks; k++)
+        atomic_store_explicit(&b->arrived[k], 0, memory_order_relaxed);
     b->epoch = epoch;
     b->lr = lr;
     /* Thread 0 is the one that talks to MPI (gather_ranks). */

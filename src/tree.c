@@ -62,6 +62,17 @@ size_t tree_pairs(size_t n, tree_node node, const tree_node *have, size_t nhave,
     return count;
 }
 
+int tree_up(size_t n, tree_node node, tree_node *parent, tree_pair *pair)
+{
+    const uint32_t level = node.level + 1;
+    const size_t first = node.first & ~(((size_t)1 << level) - 1), half = (size_t)1 << node.level;
+    *parent = (tree_node){ (uint32_t)first, level };
+    if (first + half >= n)
+        return 0;
+    *pair = (tree_pair){ (uint32_t)first, (uint32_t)(first + half) };
+    return 1;
+}
+
 void tree_apply(float *slots, size_t stride, const tree_pair *pairs, size_t npairs, size_t c0, size_t c1)
 {
     for (size_t p = 0; p < npairs; p++) {

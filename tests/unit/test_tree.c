@@ -2,7 +2,8 @@
  * makes, the subtrees each of R ranks owns, the additions above them,
  * worked out by hand; then, for every block count up to 64 and 1 to 9
  * ranks, that the ranks' subtrees tile the blocks and that summing them
- * the distributed way gives the one-process bytes. */
+ * the distributed way gives the one-process bytes; and that summing
+ * bottom-up as blocks finish, in any order, gives them too. */
 #include "tests.h"
 
 #include <string.h>
@@ -135,6 +136,53 @@ static void any_split_gives_one_process_bytes(void **state)
     }
 }
 
+/* Summing as the blocks finish (train.c): each pair done by the second of
+ * its children to complete, the leaves completing in a shuffled order, is
+ * the same additions as tree_pairs and the same bytes, for every block
+ * count up to 256 (train.blocks' ceiling). */
+static void bottom_up_in_any_order_gives_the_same_bytes(void **state)
+{
+    (void)state;
+    enum { N = 256, COLS = 2 };
+    static float blocks[N * COLS], one[N * COLS], eager[N * COLS];
+    fill_uniform(blocks, N * COLS, -1.0f, 1.0f, 15);
+    for (int i = 0; i < N * COLS; i += 5)
+        blocks[i] *= 1e6f;
+    static tree_pair p[N];
+    uint64_t rng = 88172645463325252ull;
+    for (size_t n = 1; n <= N; n++) {
+        memcpy(one, blocks, sizeof blocks);
+        memcpy(eager, blocks, sizeof blocks);
+        tree_apply(one, COLS, p, tree_pairs(n, tree_root(n), NULL, 0, p), 0, COLS);
+        uint32_t order[N];
+        for (uint32_t i = 0; i < n; i++)
+            order[i] = i;
+        for (size_t i = n; i > 1; i--) { /* xorshift Fisher-Yates */
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t j = rng % i;
+            uint32_t t = order[i - 1];
+            order[i - 1] = order[j], order[j] = t;
+        }
+        int arrived[N] = { 0 }, done = 0;
+        for (size_t i = 0; i < n; i++) {
+            tree_node node = { order[i], 0 }, parent;
+            tree_pair pair;
+            while (node.level < tree_root_level(n)) {
+                if (tree_up(n, node, &parent, &pair)) {
+                    if (arrived[pair.src]++ == 0)
+                        break;
+                    tree_apply(eager, COLS, &pair, 1, 0, COLS);
+                    done++;
+                }
+                node = parent;
+            }
+        }
+        assert_int_equal(done, n - 1);
+        if (memcmp(one, eager, COLS * sizeof(float)) != 0)
+            fail_msg("%zu blocks summed bottom-up: the root differs from tree_apply's", n);
+    }
+}
+
 /* What the start-up line prints. At batch 64 over 2 ranks each sends its
  * half-tree's sum whole (one collective; the same bytes as splitting it by
  * parameters), its 32 samples' loss and hit and its stop flag. Over 3 ranks
@@ -156,6 +204,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(one_process_order),
     cmocka_unit_test(three_ranks_of_64),
     cmocka_unit_test(any_split_gives_one_process_bytes),
+    cmocka_unit_test(bottom_up_in_any_order_gives_the_same_bytes),
     cmocka_unit_test(bytes_per_step),
 };
 
