@@ -143,9 +143,10 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
 #endif
 
 /* Windows do not overlap, so each input receives at most one term: the
- * window's gradient where it is the window's argmax and its value is > 0,
- * else zero. 8 inputs of a row from 4 windows at a time. */
-void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+ * window's gradient where it is the window's argmax and its value (the
+ * window's output) is > 0, else zero. 8 inputs of a row from 4 windows at
+ * a time. */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *pooled,
                               int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -159,15 +160,15 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                 typedef int32_t v8i __attribute__((vector_size(32)));
                 for (; x < (W & ~7); x += 8) {
                     v4i a4;
-                    v4f g4;
-                    v8f v;
+                    v4f g4, p4;
                     memcpy(&a4, argmax + o + x / 2, sizeof a4);
                     memcpy(&g4, dout + o + x / 2, sizeof g4);
-                    memcpy(&v, in + row + x, sizeof v);
+                    memcpy(&p4, pooled + o + x / 2, sizeof p4);
+                    g4 = (v4f)((v4i)g4 & (p4 > (v4f){ 0 }));
                     v8i a8 = __builtin_shufflevector(a4, a4, 0, 0, 1, 1, 2, 2, 3, 3);
                     v8f g8 = __builtin_shufflevector(g4, g4, 0, 0, 1, 1, 2, 2, 3, 3);
                     v8i idx = (v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } + (row + x);
-                    v8i take = (a8 == idx) & (v > (v8f){ 0 });
+                    v8i take = a8 == idx;
                     v8f d = (v8f)((v8i)g8 & take);
                     memcpy(din + row + x, &d, sizeof d);
                 }
@@ -175,7 +176,7 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                 for (; x < W; x++) {
                     int32_t i = row + x;
                     float d = 0.0f;
-                    if (x / 2 < OW && argmax[o + x / 2] == i && in[i] > 0.0f)
+                    if (x / 2 < OW && argmax[o + x / 2] == i && pooled[o + x / 2] > 0.0f)
                         d = dout[o + x / 2];
                     din[i] = d;
                 }
@@ -206,6 +207,20 @@ const char *maxpool_kernel_path(int K, int S)
 #else
     return maxpool_fast(K, S) ? "vec128" : "loops";
 #endif
+}
+
+const char *maxpool_forward_kernel_path(int K, int S)
+{
+#ifdef POOL_V16
+    return maxpool_fast(K, S) ? "vec512" : "loops";
+#else
+    return maxpool_fast(K, S) ? "vec128" : "loops";
+#endif
+}
+
+const char *maxpool_backward_kernel_path(int K, int S)
+{
+    return maxpool_fast(K, S) ? "vec256" : "loops";
 }
 
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S)
