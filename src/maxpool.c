@@ -104,6 +104,66 @@ static inline __mmask16 first_lanes(int n)
  * compared in the same order and with the same strict > (ordered: a NaN
  * never wins over the window's first input) as maxpool_forward_2x2. A
  * row's last windows are masked, so no load passes the row's end. */
+/* One window row (OW <= 16 outputs) from the input rows r0 and r0 + W;
+ * M: whether the loads and stores are masked to the row, else lanes past
+ * it load from the rows after it and store into the next window row's
+ * outputs, which are written after. */
+static inline void pool_row16(float *out, int32_t *argmax, const float *r0, int W, int32_t row, __mmask16 lo,
+                              __mmask16 hi, __mmask16 keep, int M)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const float *r1 = r0 + W;
+    __m512 u0, u1, l0, l1;
+    if (M) {
+        u0 = _mm512_maskz_loadu_ps(lo, r0), u1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
+        l0 = _mm512_maskz_loadu_ps(lo, r1), l1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
+    } else {
+        u0 = _mm512_loadu_ps(r0), u1 = _mm512_loadu_ps(r0 + 16);
+        l0 = _mm512_loadu_ps(r1), l1 = _mm512_loadu_ps(r1 + 16);
+    }
+    __m512 a = _mm512_permutex2var_ps(u0, even, u1), b = _mm512_permutex2var_ps(u0, odd, u1);
+    __m512 cc = _mm512_permutex2var_ps(l0, even, l1), d = _mm512_permutex2var_ps(l0, odd, l1);
+    const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(row), even);
+    __m512 m = a;
+    __m512i idx = ia;
+    __mmask16 t = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, b);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(1));
+    t = _mm512_cmp_ps_mask(cc, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, cc);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W));
+    t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, d);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W + 1));
+    if (M) {
+        _mm512_mask_storeu_ps(out, keep, m);
+        _mm512_mask_storeu_epi32(argmax, keep, idx);
+    } else {
+        _mm512_storeu_ps(out, m);
+        _mm512_storeu_epi32(argmax, idx);
+    }
+}
+
+/* Even H, rows at most 32 wide: the window rows of all channels one after
+ * another, 2W inputs and OW outputs apart; masked only at the end, where
+ * 32 inputs from the second row or 16 outputs would pass the tensor's. */
+static void maxpool_forward_2x2_rows16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
+{
+    const int OW = W / 2, rows = C * (H / 2);
+    const __mmask16 lo = first_lanes(2 * OW), hi = first_lanes(2 * OW - 16), keep = first_lanes(OW);
+    /* the first row r with r*2W + W + 32 > rows*2W or r*OW + 16 > rows*OW */
+    int safe = rows, r = 0;
+    while (safe > 0 && ((safe - 1) * 2 * W + W + 32 > rows * 2 * W || (safe - 1) * OW + 16 > rows * OW))
+        safe--;
+    for (; r < safe; r++)
+        pool_row16(out + (size_t)r * OW, argmax + (size_t)r * OW, in + (size_t)r * 2 * W, W, r * 2 * W, lo, hi,
+                   keep, 0);
+    for (; r < rows; r++)
+        pool_row16(out + (size_t)r * OW, argmax + (size_t)r * OW, in + (size_t)r * 2 * W, W, r * 2 * W, lo, hi,
+                   keep, 1);
+}
+
 static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -228,7 +288,10 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H,
 #ifdef POOL_VECTORS
     if (maxpool_fast(K, S)) {
 #ifdef POOL_V16
-        maxpool_forward_2x2_v16(out, argmax, in, C, H, W);
+        if (H % 2 == 0 && W <= 32)
+            maxpool_forward_2x2_rows16(out, argmax, in, C, H, W);
+        else
+            maxpool_forward_2x2_v16(out, argmax, in, C, H, W);
 #else
         maxpool_forward_2x2(out, argmax, in, C, H, W);
 #endif

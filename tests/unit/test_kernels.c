@@ -407,6 +407,7 @@ static void maxpool_forward_matches_ref(void **state)
         { 1, 7, 11, 3, 2 },  { 2, 8, 8, 2, 1 },
         { 8, 26, 26, 2, 2 }, { 4, 28, 28, 2, 2 }, { 3, 11, 11, 2, 2 }, /* rows not a multiple of 8, odd sides */
         { 2, 22, 22, 2, 2 }, { 2, 10, 10, 2, 2 }, { 1, 5, 13, 2, 2 },
+        { 2, 4, 32, 2, 2 },  { 3, 6, 2, 2, 2 },   { 5, 2, 12, 2, 2 }, /* 16 outputs a row, 1, rows of one window */
     };
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
         const int *p = shapes_p[k];
