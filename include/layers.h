@@ -64,12 +64,13 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
  * input: an input that won its window has the window's value. */
 void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *pooled,
                               int C, int H, int W);
-/* The kernel maxpool_forward takes: "vec128" for 2x2 windows of stride 2
- * (any H, W), "loops" otherwise. */
-const char *maxpool_kernel_path(int K, int S);
+/* The kernels a 2x2 pool of stride 2 on an H x W input takes, e.g.
+ * "vec512", or "forward vec512, backward vec256" (maxpool_forward and
+ * maxpool2x2_relu_backward); "loops" for other windows. */
+const char *maxpool_kernel_path(int K, int S, int H, int W);
 /* Each pass's kernel alone (for a pool whose other pass is fused into a conv). */
 const char *maxpool_forward_kernel_path(int K, int S);
-const char *maxpool_backward_kernel_path(int K, int S);
+const char *maxpool_backward_kernel_path(int K, int S, int H, int W);
 /* maxpool_backward, then relu_backward(din, in, in_size) in the same pass:
  * for a pool whose input IN is a ReLU output. */
 void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,

@@ -202,6 +202,55 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
 }
 #endif
 
+#ifdef POOL_V16
+/* Where maxpool2x2_relu_backward takes its 16-lane rows. */
+static int pool_bwd16(int H, int W)
+{
+    return H % 2 == 0 && W % 2 == 0 && W <= 32;
+}
+
+/* maxpool2x2_relu_backward for even H and W <= 32 with 16 lanes: a window
+ * row's two input rows are 2W contiguous floats, written as NV vectors;
+ * lane j of them is input (j / W, j % W) of the window row, in window
+ * j % W / 2, and gets its gradient if the window's argmax less the window
+ * row's first input is j. A vector's lanes past 2W are the next window
+ * row's, written after it; the stores past the tensor's end are masked. */
+static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const int32_t *argmax,
+                                            const float *pooled, int C, int H, int W)
+{
+    const int OW = W / 2, rows = C * (H / 2), nv = (2 * W + 15) / 16;
+    __m512i win[4], want[4];
+    for (int k = 0; k < nv; k++) {
+        int32_t wi[16], wa[16];
+        for (int l = 0; l < 16; l++) {
+            const int j = (16 * k + l) % (2 * W);
+            wi[l] = j % W / 2;
+            wa[l] = j;
+        }
+        win[k] = _mm512_loadu_si512(wi);
+        want[k] = _mm512_loadu_si512(wa);
+    }
+    const __mmask16 pm = (__mmask16)((1u << OW) - 1);
+    const size_t nin = (size_t)rows * 2 * W;
+    for (int r = 0; r < rows; r++) {
+        const size_t q = (size_t)r * OW, at = (size_t)r * 2 * W;
+        const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
+        const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
+        const __m512 g = _mm512_maskz_loadu_ps(live, dout + q);
+        const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q), _mm512_set1_epi32((int)at));
+        for (int k = 0; k < nv; k++) {
+            const __m512i rk = _mm512_permutexvar_epi32(win[k], rel);
+            const __m512 v = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rk, want[k]), _mm512_permutexvar_ps(win[k], g));
+            float *dst = din + at + 16 * (size_t)k;
+            if (at + 16 * (size_t)k + 16 <= nin)
+                _mm512_storeu_ps(dst, v);
+            else
+                _mm512_mask_storeu_ps(dst, (__mmask16)((1u << (nin - at - 16 * (size_t)k)) - 1), v);
+        }
+    }
+}
+#endif
+
 /* Windows do not overlap, so each input receives at most one term: the
  * window's gradient where it is the window's argmax and its value (the
  * window's output) is > 0, else zero. 8 inputs of a row from 4 windows at
@@ -210,6 +259,12 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                               int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
+#ifdef POOL_V16
+    if (pool_bwd16(H, W)) {
+        maxpool2x2_relu_backward_rows16(din, dout, argmax, pooled, C, H, W);
+        return;
+    }
+#endif
     for (int c = 0; c < C; c++) {
         for (int y = 0; y < OH; y++) {
             const size_t o = ((size_t)c * OH + y) * OW;
@@ -258,13 +313,14 @@ static int maxpool_fast(int K, int S)
 #endif
 }
 
-const char *maxpool_kernel_path(int K, int S)
+const char *maxpool_kernel_path(int K, int S, int H, int W)
 {
 #ifdef POOL_V16
-    /* A 16-lane backward (two windows' gradients spread per 32 bytes of
-     * din) measured 9% slower than this 8-lane one for the whole network. */
-    return maxpool_fast(K, S) ? "forward vec512, backward vec256" : "loops";
+    if (!maxpool_fast(K, S))
+        return "loops";
+    return pool_bwd16(H, W) ? "vec512" : "forward vec512, backward vec256";
 #else
+    (void)H, (void)W;
     return maxpool_fast(K, S) ? "vec128" : "loops";
 #endif
 }
@@ -278,9 +334,16 @@ const char *maxpool_forward_kernel_path(int K, int S)
 #endif
 }
 
-const char *maxpool_backward_kernel_path(int K, int S)
+const char *maxpool_backward_kernel_path(int K, int S, int H, int W)
 {
-    return maxpool_fast(K, S) ? "vec256" : "loops";
+#ifdef POOL_V16
+    if (!maxpool_fast(K, S))
+        return "loops";
+    return pool_bwd16(H, W) ? "vec512" : "vec256";
+#else
+    (void)H, (void)W;
+    return maxpool_fast(K, S) ? "vec128" : "loops";
+#endif
 }
 
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H, int W, int K, int S)

@@ -134,13 +134,13 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
             conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
         else if (i > 0 && pool_fused(net, i - 1))
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
-                     maxpool_backward_kernel_path(l->k, l->s));
+                     maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
         else if (pool_back_fused(net, i))
             snprintf(path, sizeof path, "forward %s, backward in %s's kernel", maxpool_forward_kernel_path(l->k, l->s),
                      net->layers[i - 1].name);
         else
             snprintf(path, sizeof path, "%s",
-                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s) : dense_kernel_path());
+                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s, l->in_h, l->in_w) : dense_kernel_path());
         int w = snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", l->name, path);
         if (w < 0)
             break;

@@ -447,6 +447,7 @@ static void maxpool_relu_backward_matches_unfused(void **state)
     const int shapes_p[][5] = {
         { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, { 3, 7, 7, 3, 2 }, { 2, 9, 8, 3, 1 }, { 1, 5, 6, 2, 2 },
         { 8, 26, 26, 2, 2 }, { 3, 11, 11, 2, 2 }, { 2, 7, 19, 2, 2 }, { 4, 28, 28, 2, 2 },
+        { 2, 4, 32, 2, 2 },  { 3, 6, 2, 2, 2 },   { 2, 6, 7, 2, 2 },
     };
     size_t masked = 0, passed = 0;
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
