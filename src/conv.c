@@ -934,6 +934,28 @@ static void flat_grid_pool(float *gg, const float *dpool, const int32_t *argmax,
 static void flat_bias_grad(float *db, const float *gg, int ngp, int OC, int OH, int OW, int W)
 {
     const int n = OH * OW;
+    enum { NCMAX = 128 };
+    /* Rows a multiple of 8 wide: no chunk spans two rows, and a table of
+     * where each chunk starts on the grid spares the walk below. */
+    int at[NCMAX];
+    const int nc = n / (4 * VL) * 4;
+    if (OW % VL == 0 && nc <= NCMAX) {
+        for (int k = 0; k < nc; k++)
+            at[k] = k * VL / OW * W + k * VL % OW;
+        for (int o = 0; o < OC; o++) {
+            const float *go = gg + (size_t)o * ngp;
+            vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
+            for (int k = 0; k < nc; k += 4)
+                for (int u = 0; u < 4; u++)
+                    a[u] += vload(go + at[k + u]);
+            vf t = (a[0] + a[1]) + (a[2] + a[3]);
+            float s = hsum(&t);
+            for (int i = nc * VL; i < n; i++)
+                s += go[(size_t)(i / OW) * W + i % OW];
+            db[o] += s;
+        }
+        return;
+    }
     for (int o = 0; o < OC; o++) {
         const float *go = gg + (size_t)o * ngp;
         vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
