@@ -164,6 +164,20 @@ static void maxpool_forward_2x2_rows16(float *out, int32_t *argmax, const float 
                    keep, 1);
 }
 
+/* The same for odd H (a channel's last row is in no window), rows at most
+ * 32 wide: the window rows channel by channel. */
+static void maxpool_forward_2x2_rows16_odd(float *out, int32_t *argmax, const float *in, int C, int H, int W)
+{
+    const int OH = H / 2, OW = W / 2, nin = C * H * W, nout = C * OH * OW;
+    const __mmask16 lo = first_lanes(2 * OW), hi = first_lanes(2 * OW - 16), keep = first_lanes(OW);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++) {
+            const int row = (c * H + 2 * y) * W, o = (c * OH + y) * OW;
+            const int M = row + W + 32 > nin || o + 16 > nout;
+            pool_row16(out + o, argmax + o, in + row, W, row, lo, hi, keep, M);
+        }
+}
+
 static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -206,15 +220,18 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
 /* Where maxpool2x2_relu_backward takes its 16-lane rows. */
 static int pool_bwd16(int H, int W)
 {
-    return H % 2 == 0 && W % 2 == 0 && W <= 32;
+    (void)H;
+    return W <= 32;
 }
 
-/* maxpool2x2_relu_backward for even H and W <= 32 with 16 lanes: a window
- * row's two input rows are 2W contiguous floats, written as NV vectors;
- * lane j of them is input (j / W, j % W) of the window row, in window
- * j % W / 2, and gets its gradient if the window's argmax less the window
- * row's first input is j. A vector's lanes past 2W are the next window
- * row's, written after it; the stores past the tensor's end are masked. */
+/* maxpool2x2_relu_backward for W <= 32 with 16 lanes: a window row's two
+ * input rows are 2W contiguous floats, written as NV vectors; lane j of
+ * them is input (j / W, j % W) of the window row, in window j % W / 2 (for
+ * an odd W's last column, window OW, whose gradient lane is zero), and gets
+ * its gradient if the window's argmax less the window row's first input is
+ * j. A vector's lanes past 2W are the next rows', written after it (an odd
+ * H's last row of a channel is zeroed after its window rows); the stores
+ * past the tensor's end are masked. */
 static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const int32_t *argmax,
                                             const float *pooled, int C, int H, int W)
 {
@@ -231,9 +248,11 @@ static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const
         want[k] = _mm512_loadu_si512(wa);
     }
     const __mmask16 pm = (__mmask16)((1u << OW) - 1);
-    const size_t nin = (size_t)rows * 2 * W;
+    const int OH = H / 2;
+    const size_t nin = (size_t)C * H * W;
     for (int r = 0; r < rows; r++) {
-        const size_t q = (size_t)r * OW, at = (size_t)r * 2 * W;
+        const int c = r / OH, y = r % OH;
+        const size_t q = (size_t)r * OW, at = ((size_t)c * H + 2 * (size_t)y) * W;
         const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
         const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
         const __m512 g = _mm512_maskz_loadu_ps(live, dout + q);
@@ -247,6 +266,8 @@ static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const
             else
                 _mm512_mask_storeu_ps(dst, (__mmask16)((1u << (nin - at - 16 * (size_t)k)) - 1), v);
         }
+        if (H % 2 && y == OH - 1)
+            memset(din + ((size_t)c * H + H - 1) * W, 0, sizeof(float) * (size_t)W);
     }
 }
 #endif
@@ -353,6 +374,8 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H,
 #ifdef POOL_V16
         if (H % 2 == 0 && W <= 32)
             maxpool_forward_2x2_rows16(out, argmax, in, C, H, W);
+        else if (W <= 32)
+            maxpool_forward_2x2_rows16_odd(out, argmax, in, C, H, W);
         else
             maxpool_forward_2x2_v16(out, argmax, in, C, H, W);
 #else
