@@ -232,10 +232,43 @@ static int pool_bwd16(int H, int W)
  * j. A vector's lanes past 2W are the next rows', written after it (an odd
  * H's last row of a channel is zeroed after its window rows); the stores
  * past the tensor's end are masked. */
+/* The window rows of maxpool2x2_relu_backward_rows16, with NV (its
+ * vectors per window row) a constant after inlining. */
+static inline __attribute__((always_inline)) void
+pool_back_rows(float *din, const float *dout, const int32_t *argmax, const float *pooled, int C, int H, int W,
+               int OH, int OW, size_t nin, __mmask16 pm, const __m512i *win, const __m512i *want, const int NV)
+{
+    for (int c = 0; c < C; c++) {
+        for (int y = 0; y < OH; y++) {
+            const size_t q = ((size_t)c * OH + y) * OW, at = ((size_t)c * H + 2 * (size_t)y) * W;
+            const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
+            const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 g = _mm512_maskz_loadu_ps(live, dout + q);
+            const __m512i rel =
+                _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q), _mm512_set1_epi32((int)at));
+            __m512 v[4];
+            for (int k = 0; k < NV; k++)
+                v[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(_mm512_permutexvar_epi32(win[k], rel), want[k]),
+                                           _mm512_permutexvar_ps(win[k], g));
+            if (at + 16 * (size_t)NV <= nin)
+                for (int k = 0; k < NV; k++)
+                    _mm512_storeu_ps(din + at + 16 * (size_t)k, v[k]);
+            else
+                for (int k = 0; k < NV; k++) {
+                    const size_t n = at + 16 * (size_t)k >= nin ? 0 : nin - at - 16 * (size_t)k;
+                    _mm512_mask_storeu_ps(din + at + 16 * (size_t)k, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1),
+                                          v[k]);
+                }
+        }
+        if (H % 2) /* the channel's last row is in no window */
+            memset(din + ((size_t)c * H + H - 1) * W, 0, sizeof(float) * (size_t)W);
+    }
+}
+
 static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const int32_t *argmax,
                                             const float *pooled, int C, int H, int W)
 {
-    const int OW = W / 2, rows = C * (H / 2), nv = (2 * W + 15) / 16;
+    const int OW = W / 2, nv = (2 * W + 15) / 16;
     __m512i win[4], want[4];
     for (int k = 0; k < nv; k++) {
         int32_t wi[16], wa[16];
@@ -250,24 +283,11 @@ static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const
     const __mmask16 pm = (__mmask16)((1u << OW) - 1);
     const int OH = H / 2;
     const size_t nin = (size_t)C * H * W;
-    for (int r = 0; r < rows; r++) {
-        const int c = r / OH, y = r % OH;
-        const size_t q = (size_t)r * OW, at = ((size_t)c * H + 2 * (size_t)y) * W;
-        const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
-        const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 g = _mm512_maskz_loadu_ps(live, dout + q);
-        const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q), _mm512_set1_epi32((int)at));
-        for (int k = 0; k < nv; k++) {
-            const __m512i rk = _mm512_permutexvar_epi32(win[k], rel);
-            const __m512 v = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(rk, want[k]), _mm512_permutexvar_ps(win[k], g));
-            float *dst = din + at + 16 * (size_t)k;
-            if (at + 16 * (size_t)k + 16 <= nin)
-                _mm512_storeu_ps(dst, v);
-            else
-                _mm512_mask_storeu_ps(dst, (__mmask16)((1u << (nin - at - 16 * (size_t)k)) - 1), v);
-        }
-        if (H % 2 && y == OH - 1)
-            memset(din + ((size_t)c * H + H - 1) * W, 0, sizeof(float) * (size_t)W);
+    switch (nv) {
+    case 1: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 1); break;
+    case 2: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 2); break;
+    case 3: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 3); break;
+    default: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 4); break;
     }
 }
 #endif
