@@ -20,6 +20,23 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
 /* conv_forward followed by ReLU, in one pass over the output. */
 void conv_relu_forward(float *out, const float *in, const float *w, const float *b,
                        int C, int H, int W, int OC, int K);
+/* conv_relu_forward, then maxpool_forward with 2x2 windows of stride 2 on
+ * its output (pooled and argmax as maxpool_forward's out and argmax), the
+ * same bits. Where conv_relu_pool_fused says so, the pool is taken from the
+ * kernel's registers and OUT may be NULL (the pool's input is not stored);
+ * elsewhere OUT is needed. */
+void conv_relu_pool_forward(float *out, float *pooled, int32_t *argmax, const float *in, const float *w,
+                            const float *b, int C, int H, int W, int OC, int K);
+int conv_relu_pool_fused(int C, int H, int W, int OC, int K);
+/* conv_backward without din (the first layer) of a ReLU conv whose output
+ * went into a 2x2 max pool of stride 2 only: dpool, argmax and pooled are
+ * the pool's gradient, argmax and output. The same bits as
+ * maxpool2x2_relu_backward into DOUT (OC, OH, OW), then conv_backward;
+ * where conv_pool_backward_fused says so, the pool's gradient goes
+ * straight into the kernel's layout and DOUT is not written. */
+void conv_pool_backward(float *dw, float *db, float *dout, const float *dpool, const int32_t *argmax,
+                        const float *pooled, const float *in, const float *w, int C, int H, int W, int OC, int K);
+int conv_pool_backward_fused(int C, int H, int W, int OC, int K);
 /* Names the kernels conv_forward and conv_backward take for a shape (HAS_DIN:
  * whether the backward pass computes din), e.g. "vec512" or "forward
  * tiled-w24, backward vec256"; "loops" is the slow plain path. */
@@ -42,12 +59,18 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H,
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int in_size, int out_size);
 /* maxpool_relu_backward for 2x2 windows of stride 2 on a C x H x W input,
  * the same bits in one pass that writes each din element once (no memset,
- * no scatter whose loads wait on it). */
-void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+ * no scatter whose loads wait on it). It reads the ReLU mask from POOLED,
+ * the pool's output (or its ReLU: the sign is the same), a quarter of the
+ * input: an input that won its window has the window's value. */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *pooled,
                               int C, int H, int W);
-/* The kernel maxpool_forward takes: "vec128" for 2x2 windows of stride 2
- * (any H, W), "loops" otherwise. */
-const char *maxpool_kernel_path(int K, int S);
+/* The kernels a 2x2 pool of stride 2 on an H x W input takes, e.g.
+ * "vec512", or "forward vec512, backward vec256" (maxpool_forward and
+ * maxpool2x2_relu_backward); "loops" for other windows. */
+const char *maxpool_kernel_path(int K, int S, int H, int W);
+/* Each pass's kernel alone (for a pool whose other pass is fused into a conv). */
+const char *maxpool_forward_kernel_path(int K, int S);
+const char *maxpool_backward_kernel_path(int K, int S, int H, int W);
 /* maxpool_backward, then relu_backward(din, in, in_size) in the same pass:
  * for a pool whose input IN is a ReLU output. */
 void maxpool_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,

@@ -62,6 +62,9 @@ void net_workspaces_free(net_workspace *ws, int n);
 /* Forward pass of ws->acts[0] (already filled with the normalised input).
  * Returns the logits (ws->acts[nlayers]). */
 const float *net_forward(const network *net, net_workspace *ws);
+/* net_forward for predictions only: the outputs of a conv whose pool is
+ * fused into its kernel are not kept (the report's feature maps need them). */
+const float *net_predict(const network *net, net_workspace *ws);
 
 /* Forward and backward for one labelled sample in ws->acts[0]: adds this
  * sample's parameter gradients into GRAD (nparams floats) and returns its

@@ -536,8 +536,45 @@ static inline vz pair_load(const float *p, int W)
     return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
+/* The 2x2 max pool (stride 2) of one channel's 8x8 output, held as the
+ * four row pairs v[0..3]: 16 outputs and their argmax (index into the
+ * channel's 64 at BASE) into pooled and argmax. The candidates of a window
+ * are gathered into a (top left), b, c, d (bottom right) and compared in
+ * that order with an ordered strict >, as maxpool_forward does, so the
+ * outputs and the argmax are its bits. */
+static inline void pool_plane8(float *pooled, int32_t *argmax, const vz *v, int base)
+{
+    /* lanes 0-3: v[j] top row's even columns, 4-7: v[j+1]'s, 8-15 the same
+     * for the bottom rows */
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 8, 10, 12, 14, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    const __m512 p01 = _mm512_permutex2var_ps((__m512)v[0], ie, (__m512)v[1]);
+    const __m512 q01 = _mm512_permutex2var_ps((__m512)v[0], io, (__m512)v[1]);
+    const __m512 p23 = _mm512_permutex2var_ps((__m512)v[2], ie, (__m512)v[3]);
+    const __m512 q23 = _mm512_permutex2var_ps((__m512)v[2], io, (__m512)v[3]);
+    const __m512 a = _mm512_shuffle_f32x4(p01, p23, 0x44), c = _mm512_shuffle_f32x4(p01, p23, 0xee);
+    const __m512 bb = _mm512_shuffle_f32x4(q01, q23, 0x44), d = _mm512_shuffle_f32x4(q01, q23, 0xee);
+    /* output l = 4y + x takes input (2y, 2x) of the channel */
+    const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(base),
+                                        _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54));
+    __m512 m = a;
+    __m512i idx = ia;
+    __mmask16 t = _mm512_cmp_ps_mask(bb, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, bb);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(1));
+    t = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, c);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(8));
+    t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, d);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(9));
+    _mm512_storeu_ps(pooled, m);
+    _mm512_storeu_si512(argmax, idx);
+}
+
 static ALWAYS_INLINE void fwd_pair_tile(float *out, const float *in, const float *w, const float *b, int C,
-                                        int H, int W, int K, int o0, int j0, const int P, const int T, int relu)
+                                        int H, int W, int K, int o0, int j0, const int P, const int T, int relu,
+                                        float *pooled, int32_t *argmax)
 {
     enum { PMAX = 4, TMAX = 4 };
     const int OH = H - K + 1;
@@ -562,13 +599,16 @@ static ALWAYS_INLINE void fwd_pair_tile(float *out, const float *in, const float
                 }
             }
     }
-    for (int p = 0; p < P; p++)
+    for (int p = 0; p < P; p++) {
         for (int t = 0; t < T; t++) {
-            vz v = acc[p][t];
             if (relu)
-                v = vrelu_v16(&v);
-            vstore_v16(out + ((size_t)(o0 + p) * OH + 2 * (j0 + t)) * 8, &v);
+                acc[p][t] = vrelu_v16(&acc[p][t]);
+            if (out)
+                vstore_v16(out + ((size_t)(o0 + p) * OH + 2 * (j0 + t)) * 8, &acc[p][t]);
         }
+        if (T == 4 && pooled) /* a whole 8x8 channel */
+            pool_plane8(pooled + (size_t)(o0 + p) * 16, argmax + (size_t)(o0 + p) * 16, acc[p], (o0 + p) * 64);
+    }
 }
 
 /* din for output rows 8 wide and 8 high (H = K + 7) with 512-bit
@@ -656,18 +696,19 @@ static void din_pair(float *din, const float *dout, const float *w, int C, int O
     }
 }
 
-/* Needs OH even. */
+/* Needs OH even; POOLED (with ARGMAX) needs OH = 8: the 2x2 max pool of
+ * the output is then taken from the registers, and OUT may be NULL. */
 static void fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
-                     int K, int relu)
+                     int K, int relu, float *pooled, int32_t *argmax)
 {
     const int np = (H - K + 1) / 2;
-#define PAIR_ROW(PV)                                                          \
-    {                                                                         \
-        int j = 0;                                                            \
-        for (; j + 4 <= np; j += 4)                                           \
-            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 4, relu);   \
-        for (; j < np; j++)                                                   \
-            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 1, relu);   \
+#define PAIR_ROW(PV)                                                                           \
+    {                                                                                          \
+        int j = 0;                                                                             \
+        for (; j + 4 <= np; j += 4)                                                            \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 4, relu, pooled, argmax);    \
+        for (; j < np; j++)                                                                    \
+            fwd_pair_tile(out, in, w, b, C, H, W, K, o0, j, (PV), 1, relu, NULL, NULL);        \
     }
     int o0 = 0;
     for (; o0 + 4 <= OC; o0 += 4)
@@ -823,17 +864,135 @@ static size_t flat_dw_floats(int H, int W, int OC, int K)
     return (size_t)OC * ((ng + 15) / 16 * 16);
 }
 
-static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, const float *in, int C, int H,
-                                    int W, int OC, const int K)
+/* dout (OC, OH, OW) spread onto the grid gg (OC x ngp floats): row y at
+ * y*W, zeros in the dropped lanes and past the end. */
+static void flat_grid(float *gg, const float *dout, int OC, int OH, int OW, int W, int ngp)
 {
-    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16, ngp = 16 * nv;
-    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
     for (int o = 0; o < OC; o++) {
         float *go = gg + (size_t)o * ngp;
         memset(go, 0, sizeof(float) * (size_t)ngp);
         for (int y = 0; y < OH; y++)
             memcpy(go + (size_t)y * W, dout + ((size_t)o * OH + y) * OW, sizeof(float) * (size_t)OW);
     }
+}
+
+/* The grid of the gradient that a 2x2 max pool of stride 2 (maxpool2x2_
+ * relu_backward) sends back, written straight from the pool's gradient
+ * dpool, argmax and output pooled ((OC, OH/2, OW/2); OH and OW even, W at
+ * most 32): each input row of a window row is 32 lanes, each window's
+ * gradient (zero where its output is not > 0) spread to its two columns
+ * and kept in the one its argmax names. A row's lanes past OW are zero and
+ * those past W are the next row's, which is written after it; the last
+ * row's stop at the grid's end. The values are the pool's bits. */
+static void flat_grid_pool(float *gg, const float *dpool, const int32_t *argmax, const float *pooled, int OC,
+                           int OH, int OW, int W, int ngp)
+{
+    const int PH = OH / 2, PW = OW / 2;
+    const __mmask16 pm = (__mmask16)((1u << PW) - 1);
+    const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    /* a window's input (dy, dx) is argmax - (its top left) = dy*OW + dx;
+     * lane x of a row is column x, which has dx = x % 2 */
+    const __m512i dx = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+    const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int o = 0; o < OC; o++) {
+        float *go = gg + (size_t)o * ngp;
+        for (int y = 0; y < PH; y++) {
+            const size_t q = ((size_t)o * PH + y) * PW;
+            const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
+            const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 g = _mm512_maskz_loadu_ps(live, dpool + q);
+            const __m512i top = _mm512_set1_epi32((int32_t)(((size_t)o * OH + 2 * (size_t)y) * OW));
+            const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q),
+                                                 _mm512_add_epi32(top, twice));
+            const __m512 g0 = _mm512_permutexvar_ps(lo, g), g1 = _mm512_permutexvar_ps(hi, g);
+            const __m512i r0 = _mm512_permutexvar_epi32(lo, rel), r1 = _mm512_permutexvar_epi32(hi, rel);
+            for (int dy = 0; dy < 2; dy++) {
+                const __m512i want = _mm512_add_epi32(dx, _mm512_set1_epi32(dy * OW));
+                float *row = go + (size_t)(2 * y + dy) * W;
+                const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(r0, want), g0);
+                const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(r1, want), g1);
+                const ptrdiff_t left = go + ngp - row; /* floats of the grid from row on */
+                if (left >= 32) {
+                    _mm512_storeu_ps(row, v0);
+                    _mm512_storeu_ps(row + 16, v1);
+                } else {
+                    _mm512_mask_storeu_ps(row, (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1), v0);
+                    _mm512_mask_storeu_ps(row + 16, (__mmask16)(left >= 16 ? (1u << (left - 16)) - 1 : 0), v1);
+                }
+            }
+        }
+        /* past the last row's 32 lanes, if the grid goes on */
+        for (ptrdiff_t i = (ptrdiff_t)(OH - 1) * W + 32; i < ngp; i++)
+            go[i] = 0.0f;
+    }
+}
+
+/* bias_grad's sums (the same order, so the same bits) over a gradient
+ * held on the grid: the 8-float chunks of dout become loads from the
+ * grid, in two parts where a chunk spans two rows. */
+static void flat_bias_grad(float *db, const float *gg, int ngp, int OC, int OH, int OW, int W)
+{
+    const int n = OH * OW;
+    enum { NCMAX = 128 };
+    /* Rows a multiple of 8 wide: no chunk spans two rows, and a table of
+     * where each chunk starts on the grid spares the walk below. */
+    int at[NCMAX];
+    const int nc = n / (4 * VL) * 4;
+    if (OW % VL == 0 && nc <= NCMAX) {
+        for (int k = 0; k < nc; k++)
+            at[k] = k * VL / OW * W + k * VL % OW;
+        for (int o = 0; o < OC; o++) {
+            const float *go = gg + (size_t)o * ngp;
+            vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
+            for (int k = 0; k < nc; k += 4)
+                for (int u = 0; u < 4; u++)
+                    a[u] += vload(go + at[k + u]);
+            vf t = (a[0] + a[1]) + (a[2] + a[3]);
+            float s = hsum(&t);
+            for (int i = nc * VL; i < n; i++)
+                s += go[(size_t)(i / OW) * W + i % OW];
+            db[o] += s;
+        }
+        return;
+    }
+    for (int o = 0; o < OC; o++) {
+        const float *go = gg + (size_t)o * ngp;
+        vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
+        int i = 0, x = 0; /* position i is at column x of row i / OW */
+        const float *row = go;
+        for (; i + 4 * VL <= n; i += 4 * VL)
+            for (int u = 0; u < 4; u++) {
+                if (x + VL <= OW) {
+                    a[u] += vload(row + x);
+                } else {
+                    const int k = OW - x; /* lanes k.. come from the next row */
+                    const __mmask16 m = (__mmask16)((1u << k) - 1);
+                    __m512 v = _mm512_maskz_loadu_ps(m, row + x);
+                    v = _mm512_mask_loadu_ps(v, (__mmask16)(0xffu & ~m), row + W - k);
+                    a[u] += (vf)_mm512_castps512_ps256(v);
+                }
+                x += VL;
+                if (x >= OW) {
+                    x -= OW;
+                    row += W;
+                }
+            }
+        vf t = (a[0] + a[1]) + (a[2] + a[3]);
+        float s = hsum(&t);
+        for (; i < n; i++)
+            s += go[(size_t)(i / OW) * W + i % OW];
+        db[o] += s;
+    }
+}
+
+static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, const float *in, int C, int H,
+                                    int W, int OC, const int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW, nv = (ng + 15) / 16, ngp = 16 * nv;
+    const __mmask16 last = (__mmask16)(ng % 16 ? (1u << (ng % 16)) - 1 : 0xffffu);
+    if (dout)
+        flat_grid(gg, dout, OC, OH, OW, W, ngp);
     const int PB = K <= 6 ? 4 : 3;
     int o0 = 0;
     for (; o0 + PB <= OC; o0 += PB)
@@ -846,6 +1005,7 @@ static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, con
                 flat_dw_tile(dw, gg, ngp, in, C, H, W, nv, last, o0, c, ky, 1, K);
 }
 
+/* DOUT NULL: gg already holds the grid. */
 static void flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K)
 {
     switch (K) {
@@ -1349,7 +1509,7 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
         return;
 #ifdef GEN_V16
     case PATH_PAIR16:
-        fwd_pair(out, in, w, b, C, H, W, OC, K, relu);
+        fwd_pair(out, in, w, b, C, H, W, OC, K, relu, NULL, NULL);
         return;
     case PATH_FLAT16:
         flat_fwd(out, in, w, b, C, H, W, OC, K, relu);
@@ -1374,6 +1534,57 @@ void conv_relu_forward(float *out, const float *in, const float *w, const float 
                        int C, int H, int W, int OC, int K)
 {
     conv_forward_any(out, in, w, b, C, H, W, OC, K, 1);
+}
+
+int conv_pool_backward_fused(int C, int H, int W, int OC, int K)
+{
+#ifdef GEN_V16
+    const int OH = H - K + 1, OW = W - K + 1;
+    return bwd_path(0, C, H, W, OC, K) == PATH_FLAT16 && OH % 2 == 0 && OW % 2 == 0 && W <= 32;
+#else
+    (void)C, (void)H, (void)W, (void)OC, (void)K;
+    return 0;
+#endif
+}
+
+void conv_pool_backward(float *dw, float *db, float *dout, const float *dpool, const int32_t *argmax,
+                        const float *pooled, const float *in, const float *w, int C, int H, int W, int OC, int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1;
+#ifdef GEN_V16
+    if (conv_pool_backward_fused(C, H, W, OC, K)) {
+        const int ng = (OH - 1) * W + OW, ngp = (ng + 15) / 16 * 16;
+        flat_grid_pool(scratch, dpool, argmax, pooled, OC, OH, OW, W, ngp);
+        flat_bias_grad(db, scratch, ngp, OC, OH, OW, W);
+        flat_dw(dw, scratch, NULL, in, C, H, W, OC, K);
+        return;
+    }
+#endif
+    maxpool2x2_relu_backward(dout, dpool, argmax, pooled, OC, OH, OW);
+    conv_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K);
+}
+
+int conv_relu_pool_fused(int C, int H, int W, int OC, int K)
+{
+#ifdef GEN_V16
+    return fwd_path(C, H, W, OC, K) == PATH_PAIR16 && H - K + 1 == 8;
+#else
+    (void)C, (void)H, (void)W, (void)OC, (void)K;
+    return 0;
+#endif
+}
+
+void conv_relu_pool_forward(float *out, float *pooled, int32_t *argmax, const float *in, const float *w,
+                            const float *b, int C, int H, int W, int OC, int K)
+{
+#ifdef GEN_V16
+    if (conv_relu_pool_fused(C, H, W, OC, K)) {
+        fwd_pair(out, in, w, b, C, H, W, OC, K, 1, pooled, argmax);
+        return;
+    }
+#endif
+    conv_forward_any(out, in, w, b, C, H, W, OC, K, 1);
+    maxpool_forward(pooled, argmax, out, OC, H - K + 1, W - K + 1, 2, 2);
 }
 
 void conv_backward(float *din, float *dw, float *db, const float *dout,

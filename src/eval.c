@@ -40,7 +40,7 @@ int eval_dataset(const network *net, const dataset *ds, size_t first, size_t cou
 #endif
         net_workspace *w = &ws[tid];
         data_sample(w->acts[0], ds, first + i, normalize, 0, 0);
-        const float *logits = net_forward(net, w);
+        const float *logits = net_predict(net, w);
         int label = ds->labels[first + i];
         /* dcur is free scratch outside backward; the gradient is unused. */
         losses[i] = softmax_xent(w->probs, w->dcur, logits, label, classes);

@@ -104,6 +104,80 @@ static inline __mmask16 first_lanes(int n)
  * compared in the same order and with the same strict > (ordered: a NaN
  * never wins over the window's first input) as maxpool_forward_2x2. A
  * row's last windows are masked, so no load passes the row's end. */
+/* One window row (OW <= 16 outputs) from the input rows r0 and r0 + W;
+ * M: whether the loads and stores are masked to the row, else lanes past
+ * it load from the rows after it and store into the next window row's
+ * outputs, which are written after. */
+static inline void pool_row16(float *out, int32_t *argmax, const float *r0, int W, int32_t row, __mmask16 lo,
+                              __mmask16 hi, __mmask16 keep, int M)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const float *r1 = r0 + W;
+    __m512 u0, u1, l0, l1;
+    if (M) {
+        u0 = _mm512_maskz_loadu_ps(lo, r0), u1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
+        l0 = _mm512_maskz_loadu_ps(lo, r1), l1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
+    } else {
+        u0 = _mm512_loadu_ps(r0), u1 = _mm512_loadu_ps(r0 + 16);
+        l0 = _mm512_loadu_ps(r1), l1 = _mm512_loadu_ps(r1 + 16);
+    }
+    __m512 a = _mm512_permutex2var_ps(u0, even, u1), b = _mm512_permutex2var_ps(u0, odd, u1);
+    __m512 cc = _mm512_permutex2var_ps(l0, even, l1), d = _mm512_permutex2var_ps(l0, odd, l1);
+    const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(row), even);
+    __m512 m = a;
+    __m512i idx = ia;
+    __mmask16 t = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, b);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(1));
+    t = _mm512_cmp_ps_mask(cc, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, cc);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W));
+    t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, t, d);
+    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W + 1));
+    if (M) {
+        _mm512_mask_storeu_ps(out, keep, m);
+        _mm512_mask_storeu_epi32(argmax, keep, idx);
+    } else {
+        _mm512_storeu_ps(out, m);
+        _mm512_storeu_epi32(argmax, idx);
+    }
+}
+
+/* Even H, rows at most 32 wide: the window rows of all channels one after
+ * another, 2W inputs and OW outputs apart; masked only at the end, where
+ * 32 inputs from the second row or 16 outputs would pass the tensor's. */
+static void maxpool_forward_2x2_rows16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
+{
+    const int OW = W / 2, rows = C * (H / 2);
+    const __mmask16 lo = first_lanes(2 * OW), hi = first_lanes(2 * OW - 16), keep = first_lanes(OW);
+    /* the first row r with r*2W + W + 32 > rows*2W or r*OW + 16 > rows*OW */
+    int safe = rows, r = 0;
+    while (safe > 0 && ((safe - 1) * 2 * W + W + 32 > rows * 2 * W || (safe - 1) * OW + 16 > rows * OW))
+        safe--;
+    for (; r < safe; r++)
+        pool_row16(out + (size_t)r * OW, argmax + (size_t)r * OW, in + (size_t)r * 2 * W, W, r * 2 * W, lo, hi,
+                   keep, 0);
+    for (; r < rows; r++)
+        pool_row16(out + (size_t)r * OW, argmax + (size_t)r * OW, in + (size_t)r * 2 * W, W, r * 2 * W, lo, hi,
+                   keep, 1);
+}
+
+/* The same for odd H (a channel's last row is in no window), rows at most
+ * 32 wide: the window rows channel by channel. */
+static void maxpool_forward_2x2_rows16_odd(float *out, int32_t *argmax, const float *in, int C, int H, int W)
+{
+    const int OH = H / 2, OW = W / 2, nin = C * H * W, nout = C * OH * OW;
+    const __mmask16 lo = first_lanes(2 * OW), hi = first_lanes(2 * OW - 16), keep = first_lanes(OW);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < OH; y++) {
+            const int row = (c * H + 2 * y) * W, o = (c * OH + y) * OW;
+            const int M = row + W + 32 > nin || o + 16 > nout;
+            pool_row16(out + o, argmax + o, in + row, W, row, lo, hi, keep, M);
+        }
+}
+
 static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -142,13 +216,96 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
 }
 #endif
 
+#ifdef POOL_V16
+/* Where maxpool2x2_relu_backward takes its 16-lane rows. */
+static int pool_bwd16(int H, int W)
+{
+    (void)H;
+    return W <= 32;
+}
+
+/* maxpool2x2_relu_backward for W <= 32 with 16 lanes: a window row's two
+ * input rows are 2W contiguous floats, written as NV vectors; lane j of
+ * them is input (j / W, j % W) of the window row, in window j % W / 2 (for
+ * an odd W's last column, window OW, whose gradient lane is zero), and gets
+ * its gradient if the window's argmax less the window row's first input is
+ * j. A vector's lanes past 2W are the next rows', written after it (an odd
+ * H's last row of a channel is zeroed after its window rows); the stores
+ * past the tensor's end are masked. */
+/* The window rows of maxpool2x2_relu_backward_rows16, with NV (its
+ * vectors per window row) a constant after inlining. */
+static inline __attribute__((always_inline)) void
+pool_back_rows(float *din, const float *dout, const int32_t *argmax, const float *pooled, int C, int H, int W,
+               int OH, int OW, size_t nin, __mmask16 pm, const __m512i *win, const __m512i *want, const int NV)
+{
+    for (int c = 0; c < C; c++) {
+        for (int y = 0; y < OH; y++) {
+            const size_t q = ((size_t)c * OH + y) * OW, at = ((size_t)c * H + 2 * (size_t)y) * W;
+            const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
+            const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
+            const __m512 g = _mm512_maskz_loadu_ps(live, dout + q);
+            const __m512i rel =
+                _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q), _mm512_set1_epi32((int)at));
+            __m512 v[4];
+            for (int k = 0; k < NV; k++)
+                v[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(_mm512_permutexvar_epi32(win[k], rel), want[k]),
+                                           _mm512_permutexvar_ps(win[k], g));
+            if (at + 16 * (size_t)NV <= nin)
+                for (int k = 0; k < NV; k++)
+                    _mm512_storeu_ps(din + at + 16 * (size_t)k, v[k]);
+            else
+                for (int k = 0; k < NV; k++) {
+                    const size_t n = at + 16 * (size_t)k >= nin ? 0 : nin - at - 16 * (size_t)k;
+                    _mm512_mask_storeu_ps(din + at + 16 * (size_t)k, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1),
+                                          v[k]);
+                }
+        }
+        if (H % 2) /* the channel's last row is in no window */
+            memset(din + ((size_t)c * H + H - 1) * W, 0, sizeof(float) * (size_t)W);
+    }
+}
+
+static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const int32_t *argmax,
+                                            const float *pooled, int C, int H, int W)
+{
+    const int OW = W / 2, nv = (2 * W + 15) / 16;
+    __m512i win[4], want[4];
+    for (int k = 0; k < nv; k++) {
+        int32_t wi[16], wa[16];
+        for (int l = 0; l < 16; l++) {
+            const int j = (16 * k + l) % (2 * W);
+            wi[l] = j % W / 2;
+            wa[l] = j;
+        }
+        win[k] = _mm512_loadu_si512(wi);
+        want[k] = _mm512_loadu_si512(wa);
+    }
+    const __mmask16 pm = (__mmask16)((1u << OW) - 1);
+    const int OH = H / 2;
+    const size_t nin = (size_t)C * H * W;
+    switch (nv) {
+    case 1: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 1); break;
+    case 2: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 2); break;
+    case 3: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 3); break;
+    default: pool_back_rows(din, dout, argmax, pooled, C, H, W, OH, OW, nin, pm, win, want, 4); break;
+    }
+}
+#endif
+
 /* Windows do not overlap, so each input receives at most one term: the
- * window's gradient where it is the window's argmax and its value is > 0,
- * else zero. 8 inputs of a row from 4 windows at a time. */
-void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *in,
+ * window's gradient where it is the window's argmax and its value (the
+ * window's output) is > 0, else zero. 8 inputs of a row from 4 windows at
+ * a time. */
+void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *pooled,
                               int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
+#ifdef POOL_V16
+    if (pool_bwd16(H, W)) {
+        maxpool2x2_relu_backward_rows16(din, dout, argmax, pooled, C, H, W);
+        return;
+    }
+#endif
     for (int c = 0; c < C; c++) {
         for (int y = 0; y < OH; y++) {
             const size_t o = ((size_t)c * OH + y) * OW;
@@ -159,15 +316,15 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                 typedef int32_t v8i __attribute__((vector_size(32)));
                 for (; x < (W & ~7); x += 8) {
                     v4i a4;
-                    v4f g4;
-                    v8f v;
+                    v4f g4, p4;
                     memcpy(&a4, argmax + o + x / 2, sizeof a4);
                     memcpy(&g4, dout + o + x / 2, sizeof g4);
-                    memcpy(&v, in + row + x, sizeof v);
+                    memcpy(&p4, pooled + o + x / 2, sizeof p4);
+                    g4 = (v4f)((v4i)g4 & (p4 > (v4f){ 0 }));
                     v8i a8 = __builtin_shufflevector(a4, a4, 0, 0, 1, 1, 2, 2, 3, 3);
                     v8f g8 = __builtin_shufflevector(g4, g4, 0, 0, 1, 1, 2, 2, 3, 3);
                     v8i idx = (v8i){ 0, 1, 2, 3, 4, 5, 6, 7 } + (row + x);
-                    v8i take = (a8 == idx) & (v > (v8f){ 0 });
+                    v8i take = a8 == idx;
                     v8f d = (v8f)((v8i)g8 & take);
                     memcpy(din + row + x, &d, sizeof d);
                 }
@@ -175,7 +332,7 @@ void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argm
                 for (; x < W; x++) {
                     int32_t i = row + x;
                     float d = 0.0f;
-                    if (x / 2 < OW && argmax[o + x / 2] == i && in[i] > 0.0f)
+                    if (x / 2 < OW && argmax[o + x / 2] == i && pooled[o + x / 2] > 0.0f)
                         d = dout[o + x / 2];
                     din[i] = d;
                 }
@@ -197,13 +354,35 @@ static int maxpool_fast(int K, int S)
 #endif
 }
 
-const char *maxpool_kernel_path(int K, int S)
+const char *maxpool_kernel_path(int K, int S, int H, int W)
 {
 #ifdef POOL_V16
-    /* A 16-lane backward (two windows' gradients spread per 32 bytes of
-     * din) measured 9% slower than this 8-lane one for the whole network. */
-    return maxpool_fast(K, S) ? "forward vec512, backward vec256" : "loops";
+    if (!maxpool_fast(K, S))
+        return "loops";
+    return pool_bwd16(H, W) ? "vec512" : "forward vec512, backward vec256";
 #else
+    (void)H, (void)W;
+    return maxpool_fast(K, S) ? "vec128" : "loops";
+#endif
+}
+
+const char *maxpool_forward_kernel_path(int K, int S)
+{
+#ifdef POOL_V16
+    return maxpool_fast(K, S) ? "vec512" : "loops";
+#else
+    return maxpool_fast(K, S) ? "vec128" : "loops";
+#endif
+}
+
+const char *maxpool_backward_kernel_path(int K, int S, int H, int W)
+{
+#ifdef POOL_V16
+    if (!maxpool_fast(K, S))
+        return "loops";
+    return pool_bwd16(H, W) ? "vec512" : "vec256";
+#else
+    (void)H, (void)W;
     return maxpool_fast(K, S) ? "vec128" : "loops";
 #endif
 }
@@ -213,7 +392,12 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int C, int H,
 #ifdef POOL_VECTORS
     if (maxpool_fast(K, S)) {
 #ifdef POOL_V16
-        maxpool_forward_2x2_v16(out, argmax, in, C, H, W);
+        if (H % 2 == 0 && W <= 32)
+            maxpool_forward_2x2_rows16(out, argmax, in, C, H, W);
+        else if (W <= 32)
+            maxpool_forward_2x2_rows16_odd(out, argmax, in, C, H, W);
+        else
+            maxpool_forward_2x2_v16(out, argmax, in, C, H, W);
 #else
         maxpool_forward_2x2(out, argmax, in, C, H, W);
 #endif

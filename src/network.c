@@ -100,6 +100,29 @@ int net_create(network *net, const config *cfg, tr_error *err)
     return net->params ? 0 : -1;
 }
 
+/* Layer I is a ReLU conv whose output goes into a 2x2 pool of stride 2,
+ * and its kernel pools in its registers (conv_relu_pool_fused). */
+static int pool_fused(const network *net, int i)
+{
+    if (i + 1 >= net->nlayers)
+        return 0;
+    const net_layer *l = &net->layers[i], *p = &net->layers[i + 1];
+    return l->kind == LAYER_CONV && l->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
+           conv_relu_pool_fused(l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+}
+
+/* Layer I is a 2x2 pool of stride 2 on the output of the first layer, a
+ * ReLU conv (so without din) whose kernel takes the pool's gradient
+ * itself (conv_pool_backward_fused). */
+static int pool_back_fused(const network *net, int i)
+{
+    if (i != 1)
+        return 0;
+    const net_layer *c = &net->layers[0], *p = &net->layers[1];
+    return c->kind == LAYER_CONV && c->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
+           conv_pool_backward_fused(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+}
+
 void net_kernel_summary(const network *net, char *buf, size_t size)
 {
     size_t n = 0;
@@ -109,9 +132,15 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
         char path[96];
         if (l->kind == LAYER_CONV)
             conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+        else if (i > 0 && pool_fused(net, i - 1))
+            snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
+                     maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
+        else if (pool_back_fused(net, i))
+            snprintf(path, sizeof path, "forward %s, backward in %s's kernel", maxpool_forward_kernel_path(l->k, l->s),
+                     net->layers[i - 1].name);
         else
             snprintf(path, sizeof path, "%s",
-                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s) : dense_kernel_path());
+                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s, l->in_h, l->in_w) : dense_kernel_path());
         int w = snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", l->name, path);
         if (w < 0)
             break;
@@ -257,16 +286,35 @@ static void layer_forward(const net_layer *l, const float *params, const float *
         relu_forward(out, (int)l->out_size);
 }
 
-static const float *forward_with(const network *net, const float *params, net_workspace *ws)
+/* KEEP: store the outputs of convs whose pool is fused (only the report's
+ * feature maps read them; the backward pass reads the pool's output). */
+static const float *forward_with(const network *net, const float *params, net_workspace *ws, int keep)
 {
-    for (int i = 0; i < net->nlayers; i++)
-        layer_forward(&net->layers[i], params, ws->acts[i], ws->acts[i + 1], ws->argmax[i]);
+    for (int i = 0; i < net->nlayers; i++) {
+        const net_layer *l = &net->layers[i];
+        if (pool_fused(net, i)) {
+            const net_layer *p = &net->layers[i + 1];
+            conv_relu_pool_forward(keep ? ws->acts[i + 1] : NULL, ws->acts[i + 2], ws->argmax[i + 1], ws->acts[i],
+                                   params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w, l->out_c,
+                                   l->k);
+            if (p->act == ACT_RELU)
+                relu_forward(ws->acts[i + 2], (int)p->out_size);
+            i++;
+            continue;
+        }
+        layer_forward(l, params, ws->acts[i], ws->acts[i + 1], ws->argmax[i]);
+    }
     return ws->acts[net->nlayers];
 }
 
 const float *net_forward(const network *net, net_workspace *ws)
 {
-    return forward_with(net, net->params, ws);
+    return forward_with(net, net->params, ws, 1);
+}
+
+const float *net_predict(const network *net, net_workspace *ws)
+{
+    return forward_with(net, net->params, ws, 0);
 }
 
 int net_argmax(const float *x, int n)
@@ -281,7 +329,7 @@ int net_argmax(const float *x, int n)
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted)
 {
-    const float *logits = forward_with(net, params, ws);
+    const float *logits = forward_with(net, params, ws, 0);
     float loss = softmax_xent(ws->probs, ws->dcur, logits, label, net->classes);
     *predicted = net_argmax(logits, net->classes);
     int masked = 0; /* the ReLU mask of layer i was applied by the layer above */
@@ -299,8 +347,15 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
         case LAYER_MAXPOOL:
             if (!din)
                 break;
+            if (pool_back_fused(net, i)) { /* the pool's and the first layer's backward in one */
+                const net_layer *c = &net->layers[0];
+                conv_pool_backward(grad + c->w_off, grad + c->b_off, din, ws->dcur, ws->argmax[i], ws->acts[i + 1],
+                                   ws->acts[0], params + c->w_off, c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+                return loss;
+            }
             if (net->layers[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
-                maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], l->in_c, l->in_h, l->in_w);
+                maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i + 1], l->in_c, l->in_h,
+                                         l->in_w);
                 masked = 1;
             } else if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
                 maxpool_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], (int)l->in_size,

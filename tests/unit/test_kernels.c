@@ -178,6 +178,127 @@ static void conv_relu_forward_matches_ref(void **state)
     assert_true(zeros > 100 && positives > 100); /* both sides of the ReLU were seen */
 }
 
+/* conv_relu_pool_forward gives the bits of conv_relu_forward then
+ * maxpool_forward (2x2, stride 2): the pooled values, the argmax, and the
+ * conv's output where it is asked for; without it where the pool is
+ * fused. */
+static void conv_relu_pool_forward_matches_unfused(void **state)
+{
+    (void)state;
+    int fused = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const shape *p = &shapes[s];
+        const int OH = p->H - p->K + 1, OW = p->W - p->K + 1;
+        if (OH < 2 || OW < 2)
+            continue;
+        size_t nin = (size_t)p->C * p->H * p->W, nw = (size_t)p->OC * p->C * p->K * p->K;
+        size_t nout = (size_t)p->OC * OH * OW, np = (size_t)p->OC * (OH / 2) * (OW / 2);
+        float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats((size_t)p->OC);
+        float *out = alloc_floats(nout), *want = alloc_floats(nout);
+        float *pooled = alloc_floats(np + 1), *pwant = alloc_floats(np);
+        int32_t *arg = calloc(np + 1, sizeof *arg), *awant = calloc(np, sizeof *awant);
+        assert_non_null(arg);
+        assert_non_null(awant);
+        fill_uniform(in, nin, -1, 1, 2200 + s);
+        fill_uniform(w, nw, -0.5f, 0.5f, 2300 + s);
+        fill_uniform(b, (size_t)p->OC, -1, 1, 2400 + s);
+        conv_relu_forward(want, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        maxpool_forward(pwant, awant, want, p->OC, OH, OW, 2, 2);
+        int f = conv_relu_pool_fused(p->C, p->H, p->W, p->OC, p->K);
+        fused += f;
+        for (int keep = f ? 0 : 1; keep < 2; keep++) {
+            for (size_t i = 0; i < nout; i++)
+                out[i] = -7.0f;
+            for (size_t i = 0; i <= np; i++) {
+                pooled[i] = -1234.5f;
+                arg[i] = -1;
+            }
+            conv_relu_pool_forward(keep ? out : NULL, pooled, arg, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+            char what[96];
+            snprintf(what, sizeof what, "conv_relu_pool_forward C=%d H=%d W=%d OC=%d K=%d%s", p->C, p->H, p->W,
+                     p->OC, p->K, keep ? "" : " (no output kept)");
+            for (size_t i = 0; i < np; i++)
+                if (memcmp(&pooled[i], &pwant[i], sizeof(float)) != 0 || arg[i] != awant[i])
+                    fail_msg("%s: output %zu is %g from %d, want %g from %d", what, i, (double)pooled[i], arg[i],
+                             (double)pwant[i], awant[i]);
+            assert_true(pooled[np] == -1234.5f && arg[np] == -1);
+            if (keep)
+                assert_memory_equal(out, want, nout * sizeof(float));
+        }
+        free(in);
+        free(w);
+        free(b);
+        free(out);
+        free(want);
+        free(pooled);
+        free(pwant);
+        free(arg);
+        free(awant);
+    }
+#if defined(__AVX512F__) && !defined(TRAINER_NO_VECTORS)
+    assert_true(fused >= 2); /* the default conv2 and more take the fused kernel */
+#endif
+}
+
+/* conv_pool_backward gives the bits of maxpool2x2_relu_backward then
+ * conv_backward without din, on a ReLU conv's real output and its pool. */
+static void conv_pool_backward_matches_unfused(void **state)
+{
+    (void)state;
+    int fused = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const shape *p = &shapes[s];
+        const int OH = p->H - p->K + 1, OW = p->W - p->K + 1;
+        if (OH < 2 || OW < 2)
+            continue;
+        size_t nin = (size_t)p->C * p->H * p->W, nw = (size_t)p->OC * p->C * p->K * p->K, nb = (size_t)p->OC;
+        size_t nout = (size_t)p->OC * OH * OW, np = (size_t)p->OC * (OH / 2) * (OW / 2);
+        float *in = alloc_floats(nin), *w = alloc_floats(nw), *b = alloc_floats(nb), *out = alloc_floats(nout);
+        float *dout = alloc_floats(nout), *pooled = alloc_floats(np), *dpool = alloc_floats(np);
+        float *dw_f = alloc_floats(nw), *dw_r = alloc_floats(nw), *db_f = alloc_floats(nb), *db_r = alloc_floats(nb);
+        int32_t *arg = calloc(np, sizeof *arg);
+        assert_non_null(arg);
+        fill_uniform(in, nin, -1, 1, 2500 + s);
+        fill_uniform(w, nw, -0.5f, 0.5f, 2600 + s);
+        fill_uniform(b, nb, -1, 1, 2700 + s);
+        fill_uniform(dpool, np, -1, 1, 2800 + s);
+        fill_uniform(dw_f, nw, -2, 2, 2900 + s);
+        memcpy(dw_r, dw_f, nw * sizeof(float));
+        fill_uniform(db_f, nb, -2, 2, 3000 + s);
+        memcpy(db_r, db_f, nb * sizeof(float));
+        conv_relu_forward(out, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+        maxpool_forward(pooled, arg, out, p->OC, OH, OW, 2, 2);
+        maxpool2x2_relu_backward(dout, dpool, arg, pooled, p->OC, OH, OW);
+        conv_backward(NULL, dw_r, db_r, dout, in, w, p->C, p->H, p->W, p->OC, p->K);
+        for (size_t i = 0; i < nout; i++)
+            dout[i] = 1e30f; /* the fused kernel must not read it */
+        conv_pool_backward(dw_f, db_f, dout, dpool, arg, pooled, in, w, p->C, p->H, p->W, p->OC, p->K);
+        char what[96];
+        snprintf(what, sizeof what, "conv_pool_backward C=%d H=%d W=%d OC=%d K=%d", p->C, p->H, p->W, p->OC, p->K);
+        if (memcmp(dw_f, dw_r, nw * sizeof(float)) != 0 || memcmp(db_f, db_r, nb * sizeof(float)) != 0) {
+            assert_floats_close(what, dw_f, dw_r, nw, 0);
+            assert_floats_close(what, db_f, db_r, nb, 0);
+            fail_msg("%s: not the same bits", what);
+        }
+        fused += conv_pool_backward_fused(p->C, p->H, p->W, p->OC, p->K);
+        free(in);
+        free(w);
+        free(b);
+        free(out);
+        free(dout);
+        free(pooled);
+        free(dpool);
+        free(dw_f);
+        free(dw_r);
+        free(db_f);
+        free(db_r);
+        free(arg);
+    }
+#if defined(__AVX512F__) && !defined(TRAINER_NO_VECTORS)
+    assert_true(fused >= 3); /* 24 and 22 wide rows (5x5 and 7x7 on 28x28) and more */
+#endif
+}
+
 /* No shape the network is meant for (inputs 28 and 32, kernels 3 to 7, any
  * filter count) takes the plain loops, and the shape list above reaches
  * every path this build has. */
@@ -286,6 +407,7 @@ static void maxpool_forward_matches_ref(void **state)
         { 1, 7, 11, 3, 2 },  { 2, 8, 8, 2, 1 },
         { 8, 26, 26, 2, 2 }, { 4, 28, 28, 2, 2 }, { 3, 11, 11, 2, 2 }, /* rows not a multiple of 8, odd sides */
         { 2, 22, 22, 2, 2 }, { 2, 10, 10, 2, 2 }, { 1, 5, 13, 2, 2 },
+        { 2, 4, 32, 2, 2 },  { 3, 6, 2, 2, 2 },   { 5, 2, 12, 2, 2 }, /* 16 outputs a row, 1, rows of one window */
     };
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
         const int *p = shapes_p[k];
@@ -325,6 +447,7 @@ static void maxpool_relu_backward_matches_unfused(void **state)
     const int shapes_p[][5] = {
         { 8, 24, 24, 2, 2 }, { 16, 8, 8, 2, 2 }, { 3, 7, 7, 3, 2 }, { 2, 9, 8, 3, 1 }, { 1, 5, 6, 2, 2 },
         { 8, 26, 26, 2, 2 }, { 3, 11, 11, 2, 2 }, { 2, 7, 19, 2, 2 }, { 4, 28, 28, 2, 2 },
+        { 2, 4, 32, 2, 2 },  { 3, 6, 2, 2, 2 },   { 2, 6, 7, 2, 2 },
     };
     size_t masked = 0, passed = 0;
     for (size_t k = 0; k < sizeof shapes_p / sizeof shapes_p[0]; k++) {
@@ -348,7 +471,7 @@ static void maxpool_relu_backward_matches_unfused(void **state)
         if (K == 2 && S == 2) { /* the one-pass version for 2x2 windows */
             for (size_t i = 0; i < nin; i++)
                 fused[i] = 55.0f;
-            maxpool2x2_relu_backward(fused, dout, arg, in, C, H, W);
+            maxpool2x2_relu_backward(fused, dout, arg, out, C, H, W);
             assert_memory_equal(fused, plain, nin * sizeof(float));
         }
         for (size_t o = 0; o < nout; o++) {
@@ -436,6 +559,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(conv_relu_forward_matches_ref),
     cmocka_unit_test(conv_paths_cover_shapes),
     cmocka_unit_test(dense_forward_matches_ref),
+    cmocka_unit_test(conv_relu_pool_forward_matches_unfused),
+    cmocka_unit_test(conv_pool_backward_matches_unfused),
     cmocka_unit_test(maxpool_forward_matches_ref),
     cmocka_unit_test(maxpool_relu_backward_matches_unfused),
     cmocka_unit_test(maxpool_ties_first_wins),
