@@ -48,10 +48,11 @@
 #include <string.h>
 #include <time.h>
 
-void sched_init(batch_sched *s, const sched_work *work)
+void sched_init(batch_sched *s, const sched_work *work, int nthreads)
 {
     memset(s, 0, sizeof *s);
     s->work = *work;
+    s->nthreads = nthreads > 0 ? nthreads : 1;
 }
 
 static int claim(_Atomic uint64_t *ctr, uint32_t gen, uint32_t n, uint32_t *idx)
@@ -82,19 +83,31 @@ static void backoff(unsigned *spins)
     nanosleep(&ts, NULL);
 }
 
-static void run_blocks(batch_sched *s, uint32_t gen, void *worker)
+/* Lane L's blocks: [*first, first + *count) of the step's. */
+static void lane_span(const batch_sched *s, uint32_t l, uint32_t *first, uint32_t *count)
 {
-    uint32_t k;
-    while (claim(&s->next_block, gen, s->nblocks, &k)) {
-        s->work.block(s->work.ctx, worker, s->first_block + k);
-        atomic_fetch_add_explicit(&s->done_blocks, 1, memory_order_acq_rel);
+    *first = (uint32_t)((uint64_t)s->nblocks * l / s->nlanes);
+    *count = (uint32_t)((uint64_t)s->nblocks * (l + 1) / s->nlanes) - *first;
+}
+
+/* The blocks of thread TID's own lane, then of the lanes after it. */
+static void run_blocks(batch_sched *s, uint32_t gen, int tid, void *worker)
+{
+    const uint32_t nl = s->nlanes, home = (uint32_t)tid % nl;
+    for (uint32_t i = 0; i < nl; i++) {
+        uint32_t l = (home + i) % nl, first, count, k;
+        lane_span(s, l, &first, &count);
+        while (claim(&s->lanes[l].next, gen, count, &k)) {
+            s->work.block(s->work.ctx, worker, s->first_block + first + k);
+            atomic_fetch_add_explicit(&s->done_blocks, 1, memory_order_acq_rel);
+        }
     }
 }
 
 /* Whatever of step GEN this thread can still claim. */
-static void work_on(batch_sched *s, uint32_t gen, void *worker)
+static void work_on(batch_sched *s, uint32_t gen, int tid, void *worker)
 {
-    run_blocks(s, gen, worker);
+    run_blocks(s, gen, tid, worker);
     /* With a gather, the chunks wait until thread 0 has run it; without,
      * they start as soon as the blocks are done. */
     unsigned spins = 0;
@@ -121,11 +134,16 @@ void sched_step(batch_sched *s, uint32_t first_block, uint32_t nblocks, uint32_t
      * a block of this step under the last one's name and counted it twice,
      * letting the chunks start early. With the new generation in place its
      * claims fail, whatever sizes it reads. */
-    atomic_store_explicit(&s->next_block, (uint64_t)gen << 32, memory_order_seq_cst);
+    for (int l = 0; l < SCHED_LANES; l++)
+        atomic_store_explicit(&s->lanes[l].next, (uint64_t)gen << 32, memory_order_seq_cst);
     atomic_store_explicit(&s->next_chunk, (uint64_t)gen << 32, memory_order_seq_cst);
     atomic_thread_fence(memory_order_seq_cst);
     s->first_block = first_block;
     s->nblocks = nblocks;
+    {
+        uint32_t nl = s->nthreads < SCHED_LANES ? (uint32_t)s->nthreads : SCHED_LANES;
+        s->nlanes = nblocks == 0 ? 1 : nl < nblocks ? nl : nblocks;
+    }
     s->nchunks = nchunks;
     s->gathered = gather != NULL;
     atomic_store_explicit(&s->done_blocks, 0, memory_order_relaxed);
@@ -135,20 +153,20 @@ void sched_step(batch_sched *s, uint32_t first_block, uint32_t nblocks, uint32_t
     if (gather) {
         /* Thread 0 is the one that gathers: it helps with the blocks, waits
          * for them, gathers, then opens the chunks. */
-        run_blocks(s, gen, worker);
+        run_blocks(s, gen, 0, worker);
         unsigned spins = 0;
         while (atomic_load_explicit(&s->done_blocks, memory_order_acquire) < s->nblocks)
             backoff(&spins);
         gather(s->work.ctx);
         atomic_store_explicit(&s->ready, gen, memory_order_release);
     }
-    work_on(s, gen, worker);
+    work_on(s, gen, 0, worker);
     unsigned spins = 0;
     while (atomic_load_explicit(&s->done_chunks, memory_order_acquire) < s->nchunks)
         backoff(&spins);
 }
 
-void sched_help(batch_sched *s, void *worker)
+void sched_help(batch_sched *s, int tid, void *worker)
 {
     uint32_t seen = atomic_load_explicit(&s->gen, memory_order_acquire);
     unsigned spins = 0;
@@ -156,7 +174,7 @@ void sched_help(batch_sched *s, void *worker)
         uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
         if (gen != seen) {
             seen = gen;
-            work_on(s, gen, worker);
+            work_on(s, gen, tid, worker);
             spins = 0;
         } else {
             backoff(&spins);

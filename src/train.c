@@ -590,7 +590,7 @@ static epoch_end run_epoch(run *r, epoch_pass *e)
     epoch_end end = EPOCH_DONE;
     batch_job job = { .r = r };
     batch_sched sched;
-    sched_init(&sched, &(sched_work){ run_block, run_chunk, &job });
+    sched_init(&sched, &(sched_work){ run_block, run_chunk, &job }, r->nthreads);
 #pragma omp parallel num_threads(r->nthreads)
     {
         int tid = 0;
@@ -598,7 +598,7 @@ static epoch_end run_epoch(run *r, epoch_pass *e)
         tid = omp_get_thread_num();
 #endif
         if (tid != 0) {
-            sched_help(&sched, &r->ws[tid]);
+            sched_help(&sched, tid, &r->ws[tid]);
         } else {
             end = batch_loop(r, e, &sched, &job);
             sched_quit(&sched);

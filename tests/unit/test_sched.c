@@ -81,13 +81,13 @@ static void run_team(int nthreads, int with_gather)
     stress *s = calloc(1, sizeof *s);
     assert_non_null(s);
     batch_sched sched;
-    sched_init(&sched, &(sched_work){ block, chunk, s });
+    sched_init(&sched, &(sched_work){ block, chunk, s }, nthreads);
     int failures = 0;
 #pragma omp parallel num_threads(nthreads)
     {
         int tid = omp_get_thread_num();
         if (tid != 0) {
-            sched_help(&sched, &tid);
+            sched_help(&sched, tid, &tid);
         } else {
             for (uint32_t step = 1; step <= STEPS; step++) {
                 s->step = step;
