@@ -303,7 +303,9 @@ fi
 # ---- the time to 99%: configs/fast.ini, seed by seed, and max RSS ----
 # Each seed's whole run (start to exit, loading, every evaluation and save
 # included) against the trainer's own figures: "loaded in", the seconds of
-# every epoch and the "+N s eval" of every evaluation (both printed to 0.01 s).
+# every epoch and the "+N s eval" of every evaluation (both printed to 0.01 s;
+# an epoch that train.test_every does not test prints none, and "evals"
+# counts the epochs that evaluated).
 # "other" is what the wall time holds beyond those: process start, network
 # and buffer set-up, checkpoint and model saves. With BENCH_BASELINE the
 # baseline runs each seed right after the trainer, and gets its own rows.
@@ -317,7 +319,7 @@ fast_row() { # BIN LABEL SEED
     awk -v label="$label" -v seed="$seed" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
         FNR == NR { if (FNR > 1) { train += $8; acc = 100 * $5 }; next } # the metrics CSV
         /loaded in/ { for (i = 1; i < NF; i++) if ($i == "in") load = $(i + 1) }
-        /^epoch / { s = $0; sub(/.*\(\+/, "", s); sub(/ s eval.*/, "", s); ev += s; n++ }
+        /^epoch .*s eval\)/ { s = $0; sub(/.*\(\+/, "", s); sub(/ s eval.*/, "", s); ev += s; n++ } # evaluated epochs
         END {
             printf "%-9s %4s %8.2f%% %7.2f %7.2f %7.2f %7.2f %7.2f %6d  %s\n", label, seed, acc, wall, load, train, ev,
                    wall - load - train - ev, n, (acc >= 99.0 ? "yes" : "no")
