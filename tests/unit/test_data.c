@@ -151,7 +151,7 @@ static void sample_shift_moves_pixels(void **state)
     uint8_t label[2] = { 0, 1 };
     pix[R * C + 2 * C + 1] = 255; /* image 1, (y, x) = (2, 1) */
     pix[R * C + 0 * C + 4] = 51;  /* image 1, (0, 4) */
-    dataset ds = { 2, R, C, pix, label };
+    dataset ds = { 2, R, C, pix, label, NULL };
     float out[R * C];
     data_sample(out, &ds, 1, NORM_SCALE, 2, 3);
     for (int y = 0; y < R; y++)
@@ -176,7 +176,7 @@ static void sample_shift_matches_pixel_copy(void **state)
     uint8_t pix[R * C], label[1] = { 0 };
     for (int i = 0; i < R * C; i++)
         pix[i] = (uint8_t)(37 * i + 11);
-    dataset ds = { 1, R, C, pix, label };
+    dataset ds = { 1, R, C, pix, label, NULL };
     for (int dy = -R - 1; dy <= R + 1; dy++)
         for (int dx = -C - 1; dx <= C + 1; dx++) {
             uint8_t moved[R * C] = { 0 };
@@ -272,7 +272,7 @@ static void eval_independent_of_threads(void **state)
         pix[i] = (uint8_t)rng_below(&r, 256);
     for (int i = 0; i < COUNT; i++)
         labels[i] = (uint8_t)(i % 10);
-    dataset ds = { COUNT, 28, 28, pix, labels };
+    dataset ds = { COUNT, 28, 28, pix, labels, NULL };
     net_workspace *ws = net_workspaces_create(&net, 3, &err);
     assert_non_null(ws);
     eval_result a, b;
