@@ -2,8 +2,8 @@
  * split across OpenMP threads, then one deterministic reduction and one
  * optimizer step; evaluation, metrics and a checkpoint after every epoch.
  *
- * Reproducibility: a batch is cut into at most TRAIN_MAX_BLOCKS contiguous
- * blocks of samples, a cut that depends only on the batch size. Each block's
+ * Reproducibility: a batch is cut into at most train.blocks contiguous
+ * blocks of samples, a cut that depends only on the configuration. Each block's
  * gradient is summed in sample order into its own buffer, whichever thread
  * runs it, and the buffers are summed over a fixed binary tree of the
  * blocks (tree.h). The model bytes are therefore the same for any thread
@@ -23,9 +23,13 @@
 #include "config.h"
 #include "error.h"
 
-/* Caps the gradient buffers (64 x 24 KB for the default network) and so the
- * useful thread count per batch; batch 64 gives one sample per block. */
-#define TRAIN_MAX_BLOCKS 64
+/* The ceiling of train.blocks, the gradient blocks per batch. The blocks
+ * cap the threads (of all ranks together) that one batch can keep busy;
+ * each costs a gradient buffer to clear and sum (24 KB for the default
+ * network). 16 blocks of 4 samples at batch 64 ran 5-7% faster than 64
+ * blocks of one on 1 and on 2 cores (scripts/bench.sh), and keep up to 16
+ * threads busy; a machine with more cores raises train.blocks. */
+#define TRAIN_MAX_BLOCKS 256
 
 /* A batch loss above this many times the run's first batch loss (or above
  * this many nats when that was below 1) is divergence, as a non-finite one
@@ -47,6 +51,7 @@ typedef struct {
     size_t train_count, val_count, test_count;
     size_t nparams;
     int nthreads;
+    size_t nblocks, block_samples;     /* a full batch's gradient blocks, and samples per block */
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;

@@ -203,8 +203,15 @@ static void view_start(void *user, const train_start_info *info)
         return;
     printf("data: %zu training, %zu validation, %zu test images, loaded in %.2f s\n", info->train_count,
            info->val_count, info->test_count, info->load_seconds);
-    printf("model: %zu parameters; %d thread%s\n", info->nparams, info->nthreads,
-           info->nthreads == 1 ? "" : "s");
+    printf("model: %zu parameters; %d thread%s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams,
+           info->nthreads, info->nthreads == 1 ? "" : "s", info->nblocks, info->nblocks == 1 ? "" : "s",
+           info->block_samples, info->block_samples == 1 ? "" : "s");
+    /* A block is the unit of work: threads beyond the blocks only wait. */
+    size_t workers = (size_t)info->nthreads * (size_t)info->nranks;
+    if (workers > info->nblocks)
+        printf("note: %zu threads in all, but a batch has %zu gradient blocks: the rest wait. A larger train.blocks "
+               "(now %d, at most the batch size) keeps more busy and changes the model's bytes\n",
+               workers, info->nblocks, v->cfg->blocks);
     printf("kernels: %s; %.5f MFLOP per training sample\n", info->kernels, info->flops_per_sample / 1e6);
     if (info->nranks > 1) {
         printf("mpi: %d ranks; each sends %.1f", info->nranks, info->step_bytes_min / 1e3);

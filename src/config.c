@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "files.h"
+#include "train.h"
 
 typedef enum { K_INT, K_I64, K_DOUBLE, K_BOOL, K_PATH, K_ENUM } key_type;
 
@@ -52,6 +53,7 @@ static const key_spec keys[] = {
     { "train", "epochs", K_INT, F(epochs), 1, 100000, NULL, "20" },
     { "train", "test_every", K_INT, F(test_every), 0, 100000, NULL, "1" },
     { "train", "batch_size", K_INT, F(batch_size), 1, 65536, NULL, "64" },
+    { "train", "blocks", K_INT, F(blocks), 1, TRAIN_MAX_BLOCKS, NULL, "16" },
     { "train", "lr", K_DOUBLE, F(lr), 1e-12, 100, NULL, "0.05" },
     { "train", "seed", K_I64, F(seed), 0, BIG, NULL, "1" },
     { "train", "optimizer", K_ENUM, F(optimizer), 0, 0, optimizer_names, "sgd" },

@@ -40,7 +40,7 @@ typedef struct {
     double seconds_before; /* training time of the runs this one resumes */
     int nthreads;
     net_workspace *ws; /* one per thread */
-    float *slots;      /* TRAIN_MAX_BLOCKS gradient buffers of slot_stride floats */
+    float *slots;      /* train.blocks gradient buffers of slot_stride floats */
     size_t slot_stride;
     float *grad;
     float *losses;
@@ -203,6 +203,16 @@ static int load_sets(run *r, const config *cfg, const train_options *opts, tr_er
     return 0;
 }
 
+/* The cut of a batch of BS samples into blocks of *PER consecutive samples
+ * (the last may be short): as even as the configuration's block count
+ * allows, and never an empty block. Returns the number of blocks. */
+static size_t batch_blocks(const config *cfg, size_t bs, size_t *per)
+{
+    size_t n = bs < (size_t)cfg->blocks ? bs : (size_t)cfg->blocks;
+    *per = (bs + n - 1) / n;
+    return (bs + *per - 1) / *per;
+}
+
 /* Per-thread workspaces, the gradient slots and the per-batch arrays. */
 static int alloc_buffers(run *r, const config *cfg, tr_error *err)
 {
@@ -211,7 +221,12 @@ static int alloc_buffers(run *r, const config *cfg, tr_error *err)
         return -1;
     /* Whole cache lines per slot: two threads never write one line. */
     r->slot_stride = (r->net.nparams + 15) & ~(size_t)15;
-    size_t nslots = cfg->batch_size < TRAIN_MAX_BLOCKS ? (size_t)cfg->batch_size : TRAIN_MAX_BLOCKS;
+    /* A short last batch can be cut into more blocks than a full one (batch
+     * 50 is 13 blocks of 4, a last batch of 16 is 16 blocks of 1). */
+    size_t nslots = cfg->batch_size < cfg->blocks ? (size_t)cfg->batch_size : (size_t)cfg->blocks;
+    if (r->slot_stride > SIZE_MAX / sizeof(float) / nslots)
+        return tr_fail(err, TR_ERUNTIME, "%zu gradient buffers of %zu parameters do not fit in memory", nslots,
+                       r->net.nparams);
     r->slots = tr_alloc_aligned(nslots * r->slot_stride * sizeof(float), err);
     r->grad = tr_alloc_aligned(r->slot_stride * sizeof(float), err);
     r->losses = tr_calloc((size_t)cfg->batch_size, sizeof(float), err);
@@ -353,9 +368,7 @@ static void gather_ranks(void *ctx)
 static void train_batch(run *r, batch_sched *sched, batch_job *b, size_t start, size_t bs, uint64_t epoch,
                         float lr, net_workspace *ws)
 {
-    size_t nblocks = bs < TRAIN_MAX_BLOCKS ? bs : TRAIN_MAX_BLOCKS;
-    const size_t per = (bs + nblocks - 1) / nblocks;
-    nblocks = (bs + per - 1) / per;
+    size_t per, nblocks = batch_blocks(r->cfg, bs, &per);
 
     optim_begin_step(&r->opt);
     b->start = start;
@@ -444,13 +457,13 @@ static void report_start(const run *r, double load_seconds)
     const size_t B = (size_t)r->cfg->batch_size;
     char kernels[512];
     net_kernel_summary(&r->net, kernels, sizeof kernels);
-    train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads,
+    size_t per, nblocks = batch_blocks(r->cfg, B, &per);
+    train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads, nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
                               dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net) };
-    size_t nblocks = B < TRAIN_MAX_BLOCKS ? B : TRAIN_MAX_BLOCKS, per = (B + nblocks - 1) / nblocks;
     for (int k = 0; k < dist_size(); k++) {
-        size_t bytes = dist_step_bytes(r->net.nparams, (B + per - 1) / per, B, sizeof(float) + 1, k, dist_size());
+        size_t bytes = dist_step_bytes(r->net.nparams, nblocks, B, sizeof(float) + 1, k, dist_size());
         info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
         info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
     }

@@ -55,7 +55,7 @@ mpi() { # ranks, args...
     done
 }
 
-@test "threads x ranks: 2x2 at batch 64 and 3x2 at batch 37 give the one-process bytes; rank 0 prints the bytes sent" {
+@test "threads x ranks: 2x2 at batch 64, 3x2 at batch 37 and 3 ranks for 2 blocks give the one-process bytes; rank 0 prints the bytes sent" {
     local -a a=("${ARGS[@]:0:${#ARGS[@]}-1}") # without -q
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=64 --set "output.model=$W/b64.model"
     run env OMP_NUM_THREADS=2 timeout 120 mpirun --allow-run-as-root --oversubscribe -x OMP_NUM_THREADS -np 2 \
@@ -72,6 +72,14 @@ mpi() { # ranks, args...
     OMP_NUM_THREADS=2 mpi 3 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 \
         --set "output.model=$W/b37x3.model"
     assert_same_model "$W/b37.model" "$W/b37x3.model"
+
+    # Two blocks for three ranks: rank 2 computes nothing, and says so once.
+    "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.blocks=2 --set "output.model=$W/k2.model"
+    run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=2 --set "output.model=$W/k2x3.model"
+    [ "$status" -eq 0 ] || fail "exit $status" "$output"
+    assert_same_model "$W/k2.model" "$W/k2x3.model"
+    assert_contains "$output" "note: 3 threads in all, but a batch has 2 gradient blocks"
+    [ "$(grep -c '^note: ' <<< "$output")" -eq 1 ]
 }
 
 @test "a bad data path on one rank ends the job within seconds, naming the rank and the file" {
