@@ -269,8 +269,8 @@ suggested() { # STDERR_FILE
     # With a validation set and test_every 0, every epoch that improves validation accuracy (the ones the model
     # file takes) is tested, and only those and the last; the model records the test accuracy eval measures.
     mkdir "$D/v"
-    train_small "$D/v" -q --set data.val_fraction=0.2 --set train.epochs=5 --set train.lr=0.1 \
-        --set train.schedule=constant --set train.test_every=0
+    train_small "$D/v" -q --set data.limit=500 --set data.test_limit=100 --set data.val_fraction=0.2 \
+        --set train.epochs=5 --set train.lr=0.1 --set train.schedule=constant --set train.test_every=0
     awk -F, 'NR > 1 { kept = $4 > best; if (kept) best = $4
                       if ((kept || $1 == 5) != ($5 >= 0)) { print "epoch " $1 ": val " $4 ", test " $5; bad = 1 } }
              END { exit bad }' "$D/v/m.csv" || fail "$(cat "$D/v/m.csv")"
