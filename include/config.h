@@ -50,6 +50,7 @@ typedef struct {
     /* [train] */
     int epochs, batch_size;
     int blocks; /* gradient blocks per batch (train.h) */
+    int test_every; /* test set after every N-th epoch and the last; 0: the last only */
     double lr;
     int64_t seed;
     int optimizer; /* optimizer_kind */

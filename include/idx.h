@@ -15,6 +15,7 @@ typedef struct {
     uint32_t rows, cols;
     uint8_t *pixels; /* count * rows * cols, row-major */
     uint8_t *labels; /* count */
+    uint8_t *block;  /* the allocation pixels lies in, after the file's header; NULL: pixels is one */
 } dataset;
 
 /* Reads the whole of PATH (gzip, multi-member gzip or plain) into a fresh

@@ -30,6 +30,9 @@
 #                         that does not know newer keys)
 #   BENCH_SKIP_FAST=1     skip the time-to-99% runs
 #   BENCH_FAST_SEEDS="1 2 3 4 5"  seeds of the time-to-99% runs (one row each)
+#   BENCH_BASELINE_FAST_CONFIG=PATH  the baseline's fast.ini (default
+#                         configs/fast.ini; an older one for a baseline that
+#                         does not know newer keys)
 #   BENCH_SKIP_SWEEP=1    skip the shape sweep
 #   BENCH_SWEEP_LIMIT=N   training images per sweep run (default 15000)
 #   BENCH_TORCH=0         skip PyTorch even where it is installed
@@ -303,21 +306,23 @@ fi
 # ---- the time to 99%: configs/fast.ini, seed by seed, and max RSS ----
 # Each seed's whole run (start to exit, loading, every evaluation and save
 # included) against the trainer's own figures: "loaded in", the seconds of
-# every epoch and the "+N s eval" of every evaluation (both printed to 0.01 s).
+# every epoch and the "+N s eval" of every evaluation (both printed to 0.01 s;
+# an epoch that train.test_every does not test prints none, and "evals"
+# counts the epochs that evaluated).
 # "other" is what the wall time holds beyond those: process start, network
 # and buffer set-up, checkpoint and model saves. With BENCH_BASELINE the
 # baseline runs each seed right after the trainer, and gets its own rows.
-fast_row() { # BIN LABEL SEED
-    local bin=$1 label=$2 seed=$3 t0 t1
+fast_row() { # BIN LABEL SEED CONFIG
+    local bin=$1 label=$2 seed=$3 config=$4 t0 t1
     t0=$(date +%s.%N)
-    $TIMEV "$bin" configs/fast.ini --threads "$NPROC" --set train.seed="$seed" --set output.progress=never \
+    $TIMEV "$bin" "$config" --threads "$NPROC" --set train.seed="$seed" --set output.progress=never \
         --set output.model="$TMP/fast.model" --set output.metrics="$TMP/fast.csv" >"$TMP/fast.out" 2>&1 ||
         { cat "$TMP/fast.out" >&2; exit 1; }
     t1=$(date +%s.%N)
     awk -v label="$label" -v seed="$seed" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" '
         FNR == NR { if (FNR > 1) { train += $8; acc = 100 * $5 }; next } # the metrics CSV
         /loaded in/ { for (i = 1; i < NF; i++) if ($i == "in") load = $(i + 1) }
-        /^epoch / { s = $0; sub(/.*\(\+/, "", s); sub(/ s eval.*/, "", s); ev += s; n++ }
+        /^epoch .*s eval\)/ { s = $0; sub(/.*\(\+/, "", s); sub(/ s eval.*/, "", s); ev += s; n++ } # evaluated epochs
         END {
             printf "%-9s %4s %8.2f%% %7.2f %7.2f %7.2f %7.2f %7.2f %6d  %s\n", label, seed, acc, wall, load, train, ev,
                    wall - load - train - ev, n, (acc >= 99.0 ? "yes" : "no")
@@ -332,8 +337,8 @@ if [ "${BENCH_SKIP_FAST:-0}" != 1 ]; then
     printf '%-9s %4s %9s %7s %7s %7s %7s %7s %6s  %s\n' binary seed accuracy wall load train eval other evals ">=99%"
     : >"$TMP/fast.rows"
     for seed in $SEEDS; do
-        fast_row "$TRAINER" trainer "$seed"
-        [ -z "$BASELINE" ] || fast_row "$BASELINE" baseline "$seed"
+        fast_row "$TRAINER" trainer "$seed" configs/fast.ini
+        [ -z "$BASELINE" ] || fast_row "$BASELINE" baseline "$seed" "${BENCH_BASELINE_FAST_CONFIG:-configs/fast.ini}"
     done
     for label in trainer ${BASELINE:+baseline}; do
         rows=$(awk -v l="$label" '$1 == l' "$TMP/fast.rows")

@@ -70,8 +70,9 @@ void cli_usage(FILE *f)
           "train    trains the network CONFIG describes (default: configs/default.ini beside\n"
           "         the binary, then ../share/trainer/default.ini from the binary's directory,\n"
           "         then " TRAINER_DATADIR "/default.ini, then built-in defaults),\n"
-          "         evaluates on the test set after every epoch, writes output.model,\n"
-          "         a checkpoint (output.model + .ckpt) and output.metrics (CSV).\n"
+          "         evaluates on the test set after every epoch (or as train.test_every says),\n"
+          "         writes output.model, a checkpoint (output.model + .ckpt) and\n"
+          "         output.metrics (CSV).\n"
           "eval     accuracy, per-class precision/recall and the confusion matrix of MODEL on\n"
           "         the test set recorded in it; ends with 'accuracy: A (CORRECT/TOTAL)'.\n"
           "predict  the class and probabilities of each image: PNG, JPEG, PGM/PPM of any size,\n"
@@ -287,8 +288,12 @@ static void view_epoch(void *user, const epoch_report *r)
     printf("epoch %d/%d  loss %.4f  train %.2f%%", r->epoch, r->epochs, r->train_loss, 100 * r->train_acc);
     if (r->val_acc >= 0)
         printf("  val %.2f%%", 100 * r->val_acc);
-    printf("  test %.2f%%  lr %.3g  %.0f samples/s  %.1f s (+%.2f s eval)%s\n", 100 * r->test_acc, r->lr,
-           r->samples_per_s, r->seconds, r->eval_seconds, r->saved_model ? "  saved" : "");
+    if (r->test_acc >= 0) /* train.test_every may skip it */
+        printf("  test %.2f%%", 100 * r->test_acc);
+    printf("  lr %.3g  %.0f samples/s  %.1f s", r->lr, r->samples_per_s, r->seconds);
+    if (r->val_acc >= 0 || r->test_acc >= 0)
+        printf(" (+%.2f s eval)", r->eval_seconds);
+    printf("%s\n", r->saved_model ? "  saved" : "");
 }
 
 /* Writes a space and WORD, quoted for a POSIX shell when it needs it. */

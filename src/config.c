@@ -51,6 +51,7 @@ static const key_spec keys[] = {
     { "model", "classes", K_INT, F(classes), 2, 256, NULL, "10" },
     { "model", "init", K_ENUM, F(init), 0, 0, init_names, "lecun" },
     { "train", "epochs", K_INT, F(epochs), 1, 100000, NULL, "20" },
+    { "train", "test_every", K_INT, F(test_every), 0, 100000, NULL, "1" },
     { "train", "batch_size", K_INT, F(batch_size), 1, 65536, NULL, "64" },
     { "train", "blocks", K_INT, F(blocks), 1, TRAIN_MAX_BLOCKS, NULL, "16" },
     { "train", "lr", K_DOUBLE, F(lr), 1e-12, 100, NULL, "0.05" },

@@ -22,18 +22,31 @@ void data_normalize(float *out, const uint8_t *pixels, size_t n, int mode)
             out[i] = (pixels[i] * (1.0f / 255.0f) - MNIST_MEAN) * (1.0f / MNIST_STD);
         return;
     }
-    /* Integer sums are exact, so the statistics do not depend on order. */
+    /* Integer sums are exact, so the statistics do not depend on order.
+     * 32-bit sums, where they cannot overflow (255^2 * 65536 < 2^32), let
+     * the loop run on twice as many lanes. */
     uint64_t sum = 0, sq = 0;
-    for (size_t i = 0; i < n; i++) {
-        sum += pixels[i];
-        sq += (uint64_t)pixels[i] * pixels[i];
+    if (n <= 65536) {
+        uint32_t s32 = 0, q32 = 0;
+        for (size_t i = 0; i < n; i++) {
+            s32 += pixels[i];
+            q32 += (uint32_t)pixels[i] * pixels[i];
+        }
+        sum = s32;
+        sq = q32;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            sum += pixels[i];
+            sq += (uint64_t)pixels[i] * pixels[i];
+        }
     }
-    double mean = (double)sum / (double)n;
-    double var = (double)sq / (double)n - mean * mean;
+    const double mean = (double)sum / (double)n;
+    const double var = (double)sq / (double)n - mean * mean;
     /* A blank image has no spread; leave it at zero rather than divide by 0. */
-    double inv = var > 1e-6 ? 1.0 / sqrt(var) : 0.0;
+    const double inv = var > 1e-6 ? 1.0 / sqrt(var) : 0.0;
+    /* Each output on its own, from constants: the loop vectorises. */
     for (size_t i = 0; i < n; i++)
-        out[i] = (float)((pixels[i] - mean) * inv);
+        out[i] = (float)(((double)pixels[i] - mean) * inv);
 }
 
 void data_sample(float *out, const dataset *ds, size_t index, int mode, int dx, int dy)
@@ -50,14 +63,14 @@ void data_sample(float *out, const dataset *ds, size_t index, int mode, int dx, 
         return;
     }
     memset(shifted, 0, n);
-    for (size_t y = 0; y < rows; y++) {
-        long sy = (long)y - dy;
-        if (sy < 0 || sy >= (long)rows)
-            continue;
-        for (size_t x = 0; x < cols; x++) {
-            long sx = (long)x - dx;
-            if (sx >= 0 && sx < (long)cols)
-                shifted[y * cols + x] = src[(size_t)sy * cols + (size_t)sx];
+    /* Output column x reads source column x - dx: one span per row. */
+    const long c = (long)cols;
+    if (dx > -c && dx < c) {
+        const size_t x0 = dx > 0 ? (size_t)dx : 0, span = (size_t)(c - (dx > 0 ? dx : -dx));
+        for (size_t y = 0; y < rows; y++) {
+            long sy = (long)y - dy;
+            if (sy >= 0 && sy < (long)rows)
+                memcpy(shifted + y * cols + x0, src + (size_t)sy * cols + (size_t)((long)x0 - dx), span);
         }
     }
     data_normalize(out, shifted, n, mode);

@@ -187,15 +187,17 @@ int dataset_load_digest(dataset *ds, const char *images_path, const char *labels
     }
     size_t n = limit > 0 && limit < n_img ? limit : n_img;
     size_t pix = (size_t)rows * cols; /* checked in idx_parse_images */
-    /* Move the payload to the front and shrink, so we keep one buffer and
-     * no header bytes. */
-    memmove(img, pixels, n * pix);
-    memmove(lab, labels, n);
-    ds->pixels = img;
-    ds->labels = lab;
-    uint8_t *shrunk = realloc(ds->pixels, n * pix);
+    /* The pixels stay where they were inflated, after the header: moving
+     * MNIST's 47 MB to the front took 3% of loading. What the limit leaves
+     * out is given back. */
+    const size_t head = (size_t)(pixels - img);
+    uint8_t *shrunk = realloc(img, head + n * pix);
     if (shrunk)
-        ds->pixels = shrunk;
+        img = shrunk;
+    memmove(lab, labels, n);
+    ds->block = img;
+    ds->pixels = img + head;
+    ds->labels = lab;
     ds->count = n;
     if (file_count)
         *file_count = n_img;
@@ -211,7 +213,7 @@ out:
 
 void dataset_free(dataset *ds)
 {
-    free(ds->pixels);
+    free(ds->block ? ds->block : ds->pixels);
     free(ds->labels);
     memset(ds, 0, sizeof *ds);
 }
@@ -224,6 +226,11 @@ int dataset_append(dataset *ds, const dataset *extra, const char *extra_path, tr
     size_t pix = (size_t)ds->rows * ds->cols, n = ds->count + extra->count, bytes;
     if (n < ds->count || n > UINT32_MAX || tr_mul_size(n, pix, &bytes) != 0)
         return tr_fail(err, TR_EINPUT, "%s: more than 2^32 training images in all", extra_path);
+    if (ds->block) { /* to the front, so that the pixels are the allocation and can grow */
+        memmove(ds->block, ds->pixels, ds->count * pix);
+        ds->pixels = ds->block;
+        ds->block = NULL;
+    }
     uint8_t *px = realloc(ds->pixels, bytes);
     if (!px)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory appending images", extra_path);

@@ -101,12 +101,15 @@ static void check_tie(report_ctx *c, run_data *r, int data_overridden)
                 "that stopped early",
              r->metrics_path, last, r->model, r->s.cfg.epochs);
     double measured = (double)r->res.correct / (double)r->res.total, recorded = m->col[M_TEST_ACC][row];
-    if (!data_overridden && fabs(measured - recorded) > 1.5e-6)
+    const int untested = recorded < 0; /* train.test_every skipped that epoch */
+    if (!data_overridden && !untested && fabs(measured - recorded) > 1.5e-6)
         warn(c, "%s does not belong to %s: the model scores %.2f%% on its test set, but the metrics record "
                 "%.2f%% for epoch %d, the epoch the model file keeps",
              r->metrics_path, r->model, 100 * measured, 100 * recorded, r->model_epoch);
     r->tie = c->out->nwarnings > nwarn ? "they disagree: see the warning above"
              : data_overridden         ? "epochs agree; test accuracy not compared, since --set changed the test set"
+             : untested                ? "epochs agree; test accuracy not compared, since the run did not test "
+                                         "the epoch the model keeps (train.test_every)"
              : c->o->live_epoch        ? "test accuracy agrees with the model (epochs: the run is still going)"
                                        : "epochs and test accuracy agree with the model";
 }
@@ -255,7 +258,10 @@ static int epoch_chart(report_ctx *c, const char *file, const char *title, const
     for (int ri = 0; ri < c->nruns; ri++) {
         const metrics *m = &c->runs[ri].m;
         for (int k = 0; k < ncols && m->n; k++) {
-            if (!m->has[cols[k]] || m->col[cols[k]][0] < 0)
+            int any = 0; /* -1 marks an epoch without that figure (no such set, or not tested) */
+            for (int i = 0; i < m->n && !any; i++)
+                any = m->col[cols[k]][i] >= 0;
+            if (!m->has[cols[k]] || !any)
                 continue; /* no such set in this run */
             ys[n] = malloc((size_t)m->n * sizeof(double));
             if (!ys[n]) {
@@ -263,7 +269,7 @@ static int epoch_chart(report_ctx *c, const char *file, const char *title, const
                 break;
             }
             for (int i = 0; i < m->n; i++)
-                ys[n][i] = scale * m->col[cols[k]][i];
+                ys[n][i] = m->col[cols[k]][i] >= 0 ? scale * m->col[cols[k]][i] : NAN; /* a gap */
             if (c->nruns == 1)
                 snprintf(labels[n], sizeof labels[n], "%s", names[k]);
             else
@@ -452,14 +458,21 @@ static void summary_training(FILE *f, const run_data *r)
                 nr % 2 ? rates[nr / 2] : (rates[nr / 2 - 1] + rates[nr / 2]) / 2, nr, rates[0], rates[nr - 1]);
     int row = metrics_model_row(m);
     int has_val = m->has[M_VAL_ACC] && m->col[M_VAL_ACC][0] >= 0;
-    fprintf(f, "<tr><th>model's epoch</th><td>%d (%s; test accuracy then %.2f%%)</td></tr>\n",
-            (int)m->col[M_EPOCH][row], has_val ? "best validation accuracy" : "the last", 100 * m->col[M_TEST_ACC][row]);
-    int best = 0;
-    for (int i = 1; i < m->n; i++)
+    char then[48] = "test set not evaluated then"; /* train.test_every */
+    if (m->col[M_TEST_ACC][row] >= 0)
+        snprintf(then, sizeof then, "test accuracy then %.2f%%", 100 * m->col[M_TEST_ACC][row]);
+    fprintf(f, "<tr><th>model's epoch</th><td>%d (%s; %s)</td></tr>\n", (int)m->col[M_EPOCH][row],
+            has_val ? "best validation accuracy" : "the last", then);
+    int best = 0, tested = 0;
+    for (int i = 0; i < m->n; i++) {
+        tested += m->col[M_TEST_ACC][i] >= 0;
         if (m->col[M_TEST_ACC][i] > m->col[M_TEST_ACC][best])
             best = i;
-    fprintf(f, "<tr><th>best test epoch</th><td>%d (%.2f%%)</td></tr>\n", (int)m->col[M_EPOCH][best],
-            100 * m->col[M_TEST_ACC][best]);
+    }
+    const char *of = tested == m->n ? "" : tested == 1 ? "; the only epoch tested" : "; of the epochs tested";
+    if (tested)
+        fprintf(f, "<tr><th>best test epoch</th><td>%d (%.2f%%%s)</td></tr>\n", (int)m->col[M_EPOCH][best],
+                100 * m->col[M_TEST_ACC][best], of);
 }
 
 static void section_summary(FILE *f, const report_ctx *c)

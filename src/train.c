@@ -103,7 +103,7 @@ static int init_from(run *r, const char *path, tr_error *err)
 
 /* The keys a resume may change: none of them changes the weights. The
  * thread count is not a config key, and may change too. */
-static const char *const resume_may_change[] = { "train.epochs", "output.", NULL };
+static const char *const resume_may_change[] = { "train.epochs", "train.test_every", "output.", NULL };
 
 static int resume_from(run *r, const char *path, tr_error *err)
 {
@@ -137,7 +137,7 @@ static int resume_from(run *r, const char *path, tr_error *err)
     if (rc == 0 && config_diff(&ck_cfg, r->cfg, resume_may_change, diff, sizeof diff) > 0)
         rc = tr_fail(err, TR_EINPUT,
                      "%s: was trained with another config; it differs in %s. Resume with the config and --set "
-                     "options it was trained with: only train.epochs, output.* and --threads may change",
+                     "options it was trained with: only train.epochs, train.test_every, output.* and --threads may change",
                      path, diff);
     /* The config agrees, so the data decides how many batches an epoch has. */
     const uint64_t B = (uint64_t)r->cfg->batch_size, nbatches = (r->ntrain + B - 1) / B;
@@ -653,20 +653,38 @@ static int diverged(const run *r, const epoch_pass *e, tr_error *err)
                    (unsigned long long)r->state.step, what, r->cfg->lr, last);
 }
 
-/* Validation and test accuracy of the weights as they are now. */
-static int evaluate_epoch(run *r, epoch_report *rep, tr_error *err)
+/* Whether EPOCH (0-based) is tested (train.test_every): every N-th, the
+ * last, and with a validation set every epoch whose weights output.model
+ * keeps (as close_epoch decides), so the model always records its test
+ * accuracy. */
+static int test_due(const run *r, uint64_t epoch, double val_acc)
+{
+    const uint64_t every = (uint64_t)r->cfg->test_every;
+    return epoch + 1 == (uint64_t)r->cfg->epochs || (every && (epoch + 1) % every == 0) ||
+           (r->nval && val_acc > r->state.best_val);
+}
+
+/* Validation and test accuracy of the weights as they are now; an epoch
+ * not tested gets -1, and the files written with its weights say "not
+ * measured". */
+static int evaluate_epoch(run *r, uint64_t epoch, epoch_report *rep, tr_error *err)
 {
     double t1 = timer_now();
     size_t val_correct;
     if (r->nval && evaluate(r, r->ntrain, r->nval, &r->train, &rep->val_acc, &val_correct, &rep->val_loss, err) != 0)
         return -1;
-    if (evaluate(r, 0, r->test.count, &r->test, &rep->test_acc, &r->res->test_correct, &rep->test_loss, err) != 0)
-        return -1;
-    r->res->test_acc = rep->test_acc;
-    r->res->test_total = r->test.count;
-    r->prov.test_accuracy = rep->test_acc;
-    r->prov.test_correct = r->res->test_correct;
-    r->prov.test_total = r->test.count;
+    rep->test_acc = rep->test_loss = -1.0;
+    r->prov.test_accuracy = -1.0;
+    r->prov.test_correct = r->prov.test_total = 0;
+    if (test_due(r, epoch, rep->val_acc)) {
+        if (evaluate(r, 0, r->test.count, &r->test, &rep->test_acc, &r->res->test_correct, &rep->test_loss, err) != 0)
+            return -1;
+        r->res->test_acc = rep->test_acc;
+        r->res->test_total = r->test.count;
+        r->prov.test_accuracy = rep->test_acc;
+        r->prov.test_correct = r->res->test_correct;
+        r->prov.test_total = r->test.count;
+    }
     rep->eval_seconds = timer_now() - t1;
     return 0;
 }
@@ -727,7 +745,7 @@ static int finish_epoch(run *r, const epoch_pass *e, tr_error *err)
     rep.train_acc = (double)r->state.correct / (double)r->state.seen;
     rep.seconds = train_secs;
     rep.samples_per_s = (double)(r->ntrain - e->done_before) / train_secs;
-    if (evaluate_epoch(r, &rep, err) != 0)
+    if (evaluate_epoch(r, e->epoch, &rep, err) != 0)
         return -1;
     int better = close_epoch(r, e->epoch, rep.val_acc);
     return save_epoch(r, e->epoch, &rep, better, err);

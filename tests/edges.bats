@@ -232,7 +232,7 @@ wait_for_file() { # PATH
         --set data.limit=300 --resume "$D/m.model.ckpt"
     assert_status 2
     assert_one_error_line "$D/m.model.ckpt" "train.batch_size (50, now 100)" "data.limit (200, now 300)" \
-        "only train.epochs, output.* and --threads may change"
+        "only train.epochs, train.test_every, output.* and --threads may change"
     mkdir "$D/out"
     run --separate-stderr train_small "$D/out" "${more[@]}" --set train.epochs=2 --threads 3 \
         --set output.progress=never --resume "$D/m.model.ckpt"

@@ -198,6 +198,30 @@ EOF
     ! grep -q '>test</text>' "$R/near100/loss.svg"
 }
 
+@test "epochs that train.test_every did not test (test_acc -1): gaps in the curves, no false tie warning" {
+    # As a run with test_every 0 writes them: epoch 1 untested.
+    awk -F, -v OFS=, 'NR == 2 { $5 = $9 = "-1.000000" } 1' "$R/m.csv" >"$R/first-untested.csv"
+    run --separate-stderr "$TRAINER" report "$R/m.model" --metrics "$R/first-untested.csv" --out "$R/untested1"
+    assert_status 0
+    [ -z "$stderr" ] || fail "unexpected stderr: $stderr"
+    local page
+    page=$(cat "$R/untested1/report.html")
+    refute_contains "$page" 'class="warn"'
+    assert_contains "$page" "epochs and test accuracy agree with the model"
+    assert_contains "$page" "; the only epoch tested)</td>"
+    # two training points and one test point, none of them at -100%
+    [ "$(grep -c '<circle' "$R/untested1/accuracy.svg")" -eq 3 ]
+    grep -q '>test</text>' "$R/untested1/loss.svg"
+    # The epoch the model keeps untested (a run stopped before its last epoch): not compared, and said so.
+    awk -F, -v OFS=, 'NR == 3 { $5 = $9 = "-1.000000" } 1' "$R/m.csv" >"$R/last-untested.csv"
+    run --separate-stderr "$TRAINER" report "$R/m.model" --metrics "$R/last-untested.csv" --out "$R/untested2"
+    assert_status 0
+    page=$(cat "$R/untested2/report.html")
+    refute_contains "$page" 'class="warn"'
+    assert_contains "$page" "did not test the epoch the model keeps"
+    assert_contains "$page" "(the last; test set not evaluated then)"
+}
+
 @test "several runs: curves overlaid per run, a table of config differences and final accuracies" {
     run --separate-stderr "$TRAINER" report "$R/m.model" "$R/b.model" --out "$R/compare"
     assert_status 0

@@ -252,6 +252,41 @@ suggested() { # STDERR_FILE
     [ "$last" != "$want" ]
 }
 
+@test "train.test_every: the test set after every N-th epoch, the last, and each epoch the model keeps; weights unchanged" {
+    local -a small=(--set data.limit=200 --set data.test_limit=100 --set train.epochs=4 --set train.schedule=constant)
+    mkdir "$D/every" "$D/third"
+    train_small "$D/every" -q "${small[@]}"
+    run --separate-stderr train_small "$D/third" "${small[@]}" --set train.test_every=3
+    assert_status 0
+    # Epochs 3 (the third) and 4 (the last) are tested; 1 and 2 print no test figure and record -1.
+    [ "$(grep -c '^epoch .* test [0-9.]*%.*s eval)' <<<"$output")" -eq 2 ] || fail "$output"
+    [ "$(grep -c '^epoch ' <<<"$output")" -eq 4 ]
+    [ "$(cut -d, -f5,9 "$D/third/m.csv" | sed -n '2,3p' | sort -u)" = "-1.000000,-1.000000" ]
+    [ "$(cut -d, -f1-3,5 "$D/every/m.csv" | sed -n '4,5p')" = "$(cut -d, -f1-3,5 "$D/third/m.csv" | sed -n '4,5p')" ]
+    [ "$(model_params "$D/every/m.model")" = "$(model_params "$D/third/m.model")" ]
+    parse_accuracy "$output"
+    # A resume may change it (no weight depends on it): from epoch 2 of a run that tested every epoch.
+    mkdir "$D/res"
+    train_small "$D/res" -q "${small[@]}" --set train.epochs=2
+    run --separate-stderr train_small "$D/res" "${small[@]}" --set train.test_every=0 --resume "$D/res/m.model.ckpt"
+    assert_status 0
+    [ "$(model_params "$D/every/m.model")" = "$(model_params "$D/res/m.model")" ]
+    [ "$(cut -d, -f5 "$D/res/m.csv" | sed -n '4p')" = "-1.000000" ]
+    # With a validation set and test_every 0, every epoch that improves validation accuracy (the ones the model
+    # file takes) is tested, and only those and the last; the model records the test accuracy eval measures.
+    mkdir "$D/v"
+    train_small "$D/v" -q --set data.limit=500 --set data.test_limit=100 --set data.val_fraction=0.2 \
+        --set train.epochs=5 --set train.lr=0.1 --set train.schedule=constant --set train.test_every=0
+    awk -F, 'NR > 1 { kept = $4 > best; if (kept) best = $4
+                      if ((kept || $1 == 5) != ($5 >= 0)) { print "epoch " $1 ": val " $4 ", test " $5; bad = 1 } }
+             END { exit bad }' "$D/v/m.csv" || fail "$(cat "$D/v/m.csv")"
+    [ "$(cut -d, -f5 "$D/v/m.csv" | grep -c '^-1')" -ge 1 ] || fail "every epoch was tested: $(cat "$D/v/m.csv")"
+    run "$TRAINER" info "$D/v/m.model"
+    acc=$(sed -n 's/^test accuracy *\([0-9.]*\) .*/\1/p' <<<"$output")
+    run "$TRAINER" eval "$D/v/m.model" -q
+    [[ "$output" == "accuracy: $acc "* ]] || fail "info says $acc, eval: $output"
+}
+
 @test "a network on the general kernels (3x3, 12 and 20 filters) gives the same bytes for 1 and 3 threads; the start-up line names each layer's kernels" {
     local net=(--set layer.conv1.size=3 --set layer.conv1.filters=12 --set layer.conv2.size=3
         --set layer.conv2.filters=20 --set output.metrics=)

@@ -151,7 +151,7 @@ static void sample_shift_moves_pixels(void **state)
     uint8_t label[2] = { 0, 1 };
     pix[R * C + 2 * C + 1] = 255; /* image 1, (y, x) = (2, 1) */
     pix[R * C + 0 * C + 4] = 51;  /* image 1, (0, 4) */
-    dataset ds = { 2, R, C, pix, label };
+    dataset ds = { 2, R, C, pix, label, NULL };
     float out[R * C];
     data_sample(out, &ds, 1, NORM_SCALE, 2, 3);
     for (int y = 0; y < R; y++)
@@ -165,6 +165,48 @@ static void sample_shift_moves_pixels(void **state)
             assert_true(fabs(out[y * C + x] - ((y == 0 && x == 0) ? 0.2 : 0.0)) < 1e-6);
     data_sample(out, &ds, 1, NORM_SCALE, 0, 0);
     assert_true(out[2 * C + 1] == 1.0f);
+}
+
+/* The row-span copy against a pixel-by-pixel oracle, for every shift up
+ * to past the edges (all zero there). */
+static void sample_shift_matches_pixel_copy(void **state)
+{
+    (void)state;
+    enum { R = 6, C = 5 };
+    uint8_t pix[R * C], label[1] = { 0 };
+    for (int i = 0; i < R * C; i++)
+        pix[i] = (uint8_t)(37 * i + 11);
+    dataset ds = { 1, R, C, pix, label, NULL };
+    for (int dy = -R - 1; dy <= R + 1; dy++)
+        for (int dx = -C - 1; dx <= C + 1; dx++) {
+            uint8_t moved[R * C] = { 0 };
+            for (int y = 0; y < R; y++)
+                for (int x = 0; x < C; x++)
+                    if (y - dy >= 0 && y - dy < R && x - dx >= 0 && x - dx < C)
+                        moved[y * C + x] = pix[(y - dy) * C + (x - dx)];
+            float got[R * C], want[R * C];
+            data_sample(got, &ds, 0, NORM_ZSCORE, dx, dy);
+            data_normalize(want, moved, R * C, NORM_ZSCORE);
+            assert_memory_equal(got, want, sizeof got);
+        }
+}
+
+/* A big image's squares pass 2^32 (255^2 * 70,000): its z-score still
+ * comes out at exactly -1 and +1. */
+static void zscore_big_image_sums_exactly(void **state)
+{
+    (void)state;
+    enum { N = 140000 };
+    uint8_t *px = malloc(N);
+    float *out = malloc(N * sizeof *out);
+    assert_non_null(px);
+    assert_non_null(out);
+    for (size_t i = 0; i < N; i++)
+        px[i] = i % 2 ? 255 : 0;
+    data_normalize(out, px, N, NORM_ZSCORE);
+    assert_true(out[0] == -1.0f && out[1] == 1.0f && out[N - 1] == 1.0f);
+    free(px);
+    free(out);
 }
 
 static void pgm_reads_and_refuses(void **state)
@@ -230,7 +272,7 @@ static void eval_independent_of_threads(void **state)
         pix[i] = (uint8_t)rng_below(&r, 256);
     for (int i = 0; i < COUNT; i++)
         labels[i] = (uint8_t)(i % 10);
-    dataset ds = { COUNT, 28, 28, pix, labels };
+    dataset ds = { COUNT, 28, 28, pix, labels, NULL };
     net_workspace *ws = net_workspaces_create(&net, 3, &err);
     assert_non_null(ws);
     eval_result a, b;
@@ -261,6 +303,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(normalize_modes),
     cmocka_unit_test(augment_shift_deterministic),
     cmocka_unit_test(sample_shift_moves_pixels),
+    cmocka_unit_test(sample_shift_matches_pixel_copy),
+    cmocka_unit_test(zscore_big_image_sums_exactly),
     cmocka_unit_test(pgm_reads_and_refuses),
     cmocka_unit_test(eval_independent_of_threads),
 };

@@ -237,6 +237,16 @@ static void idx_limit_keeps_first(void **state)
     dataset_free(&ds);
     assert_ok(dataset_load(&ds, ip, lp, 10, 1000, &err), &err); /* more than there is: all */
     assert_dataset(&ds, N);
+    /* The pixels are kept where they were read, after the header; appending
+     * (data.extra) still gives one run of pixels. */
+    dataset head;
+    assert_ok(dataset_load(&head, ip, lp, 10, 3, &err), &err);
+    assert_ok(dataset_append(&head, &ds, ip, &err), &err);
+    assert_int_equal(head.count, 3 + N);
+    assert_memory_equal(head.pixels, ds.pixels, 3 * ROWS * COLS);
+    assert_memory_equal(head.pixels + 3 * ROWS * COLS, ds.pixels, N * ROWS * COLS);
+    assert_memory_equal(head.labels + 3, ds.labels, N);
+    dataset_free(&head);
     dataset_free(&ds);
 }
 
