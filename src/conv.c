@@ -512,6 +512,7 @@ static void din_w8_k5_h12(float *din, const float *dout, const float *w, int C, 
 #if defined(__AVX512F__)
 #define GEN_V16 1
 #include <immintrin.h>
+#include "pool512.inc"
 typedef float vz __attribute__((vector_size(64)));
 #define TV vz
 #define TL 16
@@ -539,9 +540,8 @@ static inline vz pair_load(const float *p, int W)
 /* The 2x2 max pool (stride 2) of one channel's 8x8 output, held as the
  * four row pairs v[0..3]: 16 outputs and their argmax (index into the
  * channel's 64 at BASE) into pooled and argmax. The candidates of a window
- * are gathered into a (top left), b, c, d (bottom right) and compared in
- * that order with an ordered strict >, as maxpool_forward does, so the
- * outputs and the argmax are its bits. */
+ * are gathered into a (top left), b, c, d (bottom right) for
+ * pool_window16, so the outputs and the argmax are maxpool_forward's bits. */
 static inline void pool_plane8(float *pooled, int32_t *argmax, const vz *v, int base)
 {
     /* lanes 0-3: v[j] top row's even columns, 4-7: v[j+1]'s, 8-15 the same
@@ -557,17 +557,8 @@ static inline void pool_plane8(float *pooled, int32_t *argmax, const vz *v, int 
     /* output l = 4y + x takes input (2y, 2x) of the channel */
     const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(base),
                                         _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54));
-    __m512 m = a;
-    __m512i idx = ia;
-    __mmask16 t = _mm512_cmp_ps_mask(bb, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, bb);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(1));
-    t = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, c);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(8));
-    t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, d);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(9));
+    __m512i idx;
+    const __m512 m = pool_window16(a, bb, c, d, ia, 1, 8, &idx);
     _mm512_storeu_ps(pooled, m);
     _mm512_storeu_si512(argmax, idx);
 }

@@ -91,6 +91,7 @@ static void maxpool_forward_2x2(float *out, int32_t *argmax, const float *in, in
 
 #if defined(POOL_VECTORS) && defined(__AVX512F__)
 #include <immintrin.h>
+#include "pool512.inc"
 #define POOL_V16 1
 
 /* The first N of 16 lanes. */
@@ -100,9 +101,7 @@ static inline __mmask16 first_lanes(int n)
 }
 
 /* 2x2 windows, stride 2, 16 windows at a time: each row's 32 inputs are
- * split into even and odd columns by two permutes, and the candidates are
- * compared in the same order and with the same strict > (ordered: a NaN
- * never wins over the window's first input) as maxpool_forward_2x2. A
+ * split into even and odd columns by two permutes for pool_window16. A
  * row's last windows are masked, so no load passes the row's end. */
 /* One window row (OW <= 16 outputs) from the input rows r0 and r0 + W;
  * M: whether the loads and stores are masked to the row, else lanes past
@@ -125,17 +124,8 @@ static inline void pool_row16(float *out, int32_t *argmax, const float *r0, int 
     __m512 a = _mm512_permutex2var_ps(u0, even, u1), b = _mm512_permutex2var_ps(u0, odd, u1);
     __m512 cc = _mm512_permutex2var_ps(l0, even, l1), d = _mm512_permutex2var_ps(l0, odd, l1);
     const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(row), even);
-    __m512 m = a;
-    __m512i idx = ia;
-    __mmask16 t = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, b);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(1));
-    t = _mm512_cmp_ps_mask(cc, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, cc);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W));
-    t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, t, d);
-    idx = _mm512_mask_add_epi32(idx, t, ia, _mm512_set1_epi32(W + 1));
+    __m512i idx;
+    const __m512 m = pool_window16(a, b, cc, d, ia, 1, W, &idx);
     if (M) {
         _mm512_mask_storeu_ps(out, keep, m);
         _mm512_mask_storeu_epi32(argmax, keep, idx);
