@@ -64,11 +64,9 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
  * input: an input that won its window has the window's value. */
 void maxpool2x2_relu_backward(float *din, const float *dout, const int32_t *argmax, const float *pooled,
                               int C, int H, int W);
-/* The kernels a 2x2 pool of stride 2 on an H x W input takes, e.g.
- * "vec512", or "forward vec512, backward vec256" (maxpool_forward and
- * maxpool2x2_relu_backward); "loops" for other windows. */
-const char *maxpool_kernel_path(int K, int S, int H, int W);
-/* Each pass's kernel alone (for a pool whose other pass is fused into a conv). */
+/* The kernel each pass of a pool on an H x W input takes (maxpool_forward,
+ * maxpool2x2_relu_backward), e.g. "vec512", "vec256"; "loops" for windows
+ * other than 2x2 of stride 2. */
 const char *maxpool_forward_kernel_path(int K, int S);
 const char *maxpool_backward_kernel_path(int K, int S, int H, int W);
 /* maxpool_backward, then relu_backward(din, in, in_size) in the same pass:

@@ -344,18 +344,6 @@ static int maxpool_fast(int K, int S)
 #endif
 }
 
-const char *maxpool_kernel_path(int K, int S, int H, int W)
-{
-#ifdef POOL_V16
-    if (!maxpool_fast(K, S))
-        return "loops";
-    return pool_bwd16(H, W) ? "vec512" : "forward vec512, backward vec256";
-#else
-    (void)H, (void)W;
-    return maxpool_fast(K, S) ? "vec128" : "loops";
-#endif
-}
-
 const char *maxpool_forward_kernel_path(int K, int S)
 {
 #ifdef POOL_V16

@@ -123,6 +123,16 @@ static int pool_back_fused(const network *net, int i)
            conv_pool_backward_fused(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
 }
 
+/* One name when both passes of a pool take the same kernel, else both. */
+static void pool_path(char *path, size_t size, const net_layer *l)
+{
+    const char *f = maxpool_forward_kernel_path(l->k, l->s), *b = maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w);
+    if (!strcmp(f, b))
+        snprintf(path, size, "%s", f);
+    else
+        snprintf(path, size, "forward %s, backward %s", f, b);
+}
+
 void net_kernel_summary(const network *net, char *buf, size_t size)
 {
     size_t n = 0;
@@ -138,9 +148,10 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
         else if (pool_back_fused(net, i))
             snprintf(path, sizeof path, "forward %s, backward in %s's kernel", maxpool_forward_kernel_path(l->k, l->s),
                      net->layers[i - 1].name);
+        else if (l->kind == LAYER_MAXPOOL)
+            pool_path(path, sizeof path, l);
         else
-            snprintf(path, sizeof path, "%s",
-                     l->kind == LAYER_MAXPOOL ? maxpool_kernel_path(l->k, l->s, l->in_h, l->in_w) : dense_kernel_path());
+            snprintf(path, sizeof path, "%s", dense_kernel_path());
         int w = snprintf(buf + n, size - n, "%s%s %s", i ? ", " : "", l->name, path);
         if (w < 0)
             break;
