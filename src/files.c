@@ -154,6 +154,7 @@ typedef struct {
     uint8_t *buf;
     size_t cap, len, hint, limit;
     int kind;
+    int prefaulting; /* a prefault_async task may still be on buf */
     struct inflate_state *zs;
 } gunzip_job;
 
@@ -177,7 +178,7 @@ static size_t isize_hint(const uint8_t *in, size_t in_len)
  * zeroing 47 MB of fresh pages is about a tenth of loading MNIST.
  * MADV_POPULATE_WRITE maps the pages without touching their contents, so
  * it may run while the inflater writes them. Only a hint (Linux 5.14+). */
-static void prefault_async(uint8_t *p, size_t n)
+static int prefault_async(uint8_t *p, size_t n)
 {
 #ifdef MADV_POPULATE_WRITE
     const uintptr_t page = 4096;
@@ -185,17 +186,25 @@ static void prefault_async(uint8_t *p, size_t n)
     if (n >= ((size_t)4 << 20) && hi > lo) {
 #pragma omp task default(none) firstprivate(lo, hi)
         (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+        return 1;
     }
 #else
     (void)p, (void)n;
 #endif
+    return 0;
 }
 
 static int grow(gunzip_job *g)
 {
     if (g->cap >= FILES_MAX_BYTES)
         return -1;
-#pragma omp taskwait /* a prefault of the old buffer is done with it */
+    /* A prefault of the old buffer must be done with it before realloc.
+     * Only then: a taskwait also waits for the file's hash (files_read_all),
+     * which the first growth, after 4 KB, would otherwise make serial. */
+    if (g->prefaulting) {
+#pragma omp taskwait
+        g->prefaulting = 0;
+    }
     size_t ncap = g->cap * 2 > g->hint ? g->cap * 2 : g->hint;
     if (g->limit && ncap > g->limit + 1)
         ncap = g->limit + 1;
@@ -208,7 +217,7 @@ static int grow(gunzip_job *g)
     /* No further than 16 times the stored size (MNIST inflates 4.8-fold):
      * a forged length, or a file cut short, must not make the pages real. */
     size_t ahead = ncap - g->len;
-    prefault_async(g->buf + g->len, ahead / 16 > g->in_len ? g->in_len * 16 : ahead);
+    g->prefaulting = prefault_async(g->buf + g->len, ahead / 16 > g->in_len ? g->in_len * 16 : ahead);
     g->cap = ncap;
     return 0;
 }
