@@ -575,7 +575,7 @@ static void classify(const network *net, net_workspace *ws, const uint8_t *pixel
 {
     size_t n = (size_t)net->input_size * net->input_size;
     data_normalize(ws->acts[0], pixels, n, normalize);
-    softmax_forward(probs, net_forward(net, ws), net->classes);
+    softmax_forward(probs, net_predict(net, ws), net->classes);
 }
 
 /* --save-input: DIR/NAME.png (NAME: the file's name less its extension),

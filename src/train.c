@@ -371,11 +371,12 @@ static void run_chunk(void *ctx, void *worker, uint32_t c)
     size_t c0 = (size_t)c * TRAIN_CHUNK, c1 = c0 + TRAIN_CHUNK < nparams ? c0 + TRAIN_CHUNK : nparams;
     const float inv = 1.0f / (float)b->bs;
     float *restrict g = r->grad;
-    if (!b->summed)
+    if (b->summed)
         for (size_t j = c0; j < c1; j++)
-            g[j] = r->slots[j];
-    for (size_t j = c0; j < c1; j++)
-        g[j] *= inv;
+            g[j] *= inv;
+    else
+        for (size_t j = c0; j < c1; j++)
+            g[j] = r->slots[j] * inv;
     optim_update_range(&r->opt, r->net.params, g, c0, c1, b->lr);
 }
 
@@ -653,15 +654,21 @@ static int diverged(const run *r, const epoch_pass *e, tr_error *err)
                    (unsigned long long)r->state.step, what, r->cfg->lr, last);
 }
 
+/* Whether output.model takes this epoch's weights: with a validation set
+ * the best epoch's, without one the latest. */
+static int keeps_model(const run *r, double val_acc)
+{
+    return r->nval == 0 || val_acc > r->state.best_val;
+}
+
 /* Whether EPOCH (0-based) is tested (train.test_every): every N-th, the
  * last, and with a validation set every epoch whose weights output.model
- * keeps (as close_epoch decides), so the model always records its test
- * accuracy. */
+ * keeps, so the model always records its test accuracy. */
 static int test_due(const run *r, uint64_t epoch, double val_acc)
 {
     const uint64_t every = (uint64_t)r->cfg->test_every;
     return epoch + 1 == (uint64_t)r->cfg->epochs || (every && (epoch + 1) % every == 0) ||
-           (r->nval && val_acc > r->state.best_val);
+           (r->nval && keeps_model(r, val_acc));
 }
 
 /* Validation and test accuracy of the weights as they are now; an epoch
@@ -694,7 +701,7 @@ static int evaluate_epoch(run *r, uint64_t epoch, epoch_report *rep, tr_error *e
  * epoch's weights are kept. */
 static int close_epoch(run *r, uint64_t epoch, double val_acc)
 {
-    int better = r->nval == 0 || val_acc > r->state.best_val;
+    int better = keeps_model(r, val_acc);
     if (r->nval && better) {
         r->state.best_val = val_acc;
         r->state.best_epoch = epoch + 1;
