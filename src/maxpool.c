@@ -100,9 +100,6 @@ static inline __mmask16 first_lanes(int n)
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* 2x2 windows, stride 2, 16 windows at a time: each row's 32 inputs are
- * split into even and odd columns by two permutes for pool_window16. A
- * row's last windows are masked, so no load passes the row's end. */
 /* One window row (OW <= 16 outputs) from the input rows r0 and r0 + W;
  * M: whether the loads and stores are masked to the row, else lanes past
  * it load from the rows after it and store into the next window row's
@@ -168,6 +165,8 @@ static void maxpool_forward_2x2_rows16_odd(float *out, int32_t *argmax, const fl
         }
 }
 
+/* 2x2 windows, stride 2, 16 windows at a time: each row's 32 inputs are
+ * split into even and odd columns by two permutes for pool_window16. */
 static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in, int C, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
@@ -214,14 +213,6 @@ static int pool_bwd16(int H, int W)
     return W <= 32;
 }
 
-/* maxpool2x2_relu_backward for W <= 32 with 16 lanes: a window row's two
- * input rows are 2W contiguous floats, written as NV vectors; lane j of
- * them is input (j / W, j % W) of the window row, in window j % W / 2 (for
- * an odd W's last column, window OW, whose gradient lane is zero), and gets
- * its gradient if the window's argmax less the window row's first input is
- * j. A vector's lanes past 2W are the next rows', written after it (an odd
- * H's last row of a channel is zeroed after its window rows); the stores
- * past the tensor's end are masked. */
 /* The window rows of maxpool2x2_relu_backward_rows16, with NV (its
  * vectors per window row) a constant after inlining. */
 static inline __attribute__((always_inline)) void
@@ -255,6 +246,14 @@ pool_back_rows(float *din, const float *dout, const int32_t *argmax, const float
     }
 }
 
+/* maxpool2x2_relu_backward for W <= 32 with 16 lanes: a window row's two
+ * input rows are 2W contiguous floats, written as NV vectors; lane j of
+ * them is input (j / W, j % W) of the window row, in window j % W / 2 (for
+ * an odd W's last column, window OW, whose gradient lane is zero), and gets
+ * its gradient if the window's argmax less the window row's first input is
+ * j. A vector's lanes past 2W are the next rows', written after it (an odd
+ * H's last row of a channel is zeroed after its window rows); the stores
+ * past the tensor's end are masked. */
 static void maxpool2x2_relu_backward_rows16(float *din, const float *dout, const int32_t *argmax,
                                             const float *pooled, int C, int H, int W)
 {
