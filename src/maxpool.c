@@ -172,7 +172,6 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
     const int OH = H / 2, OW = W / 2;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i one = _mm512_set1_epi32(1), down = _mm512_set1_epi32(W), diag = _mm512_set1_epi32(W + 1);
     for (int c = 0; c < C; c++)
         for (int y = 0; y < OH; y++) {
             const int32_t row = (c * H + 2 * y) * W;
@@ -186,17 +185,8 @@ static void maxpool_forward_2x2_v16(float *out, int32_t *argmax, const float *in
                 __m512 a = _mm512_permutex2var_ps(u0, even, u1), b = _mm512_permutex2var_ps(u0, odd, u1);
                 __m512 cc = _mm512_permutex2var_ps(l0, even, l1), d = _mm512_permutex2var_ps(l0, odd, l1);
                 const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(row + 2 * x), even);
-                __m512 m = a;
-                __m512i idx = ia;
-                __mmask16 t = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
-                m = _mm512_mask_mov_ps(m, t, b);
-                idx = _mm512_mask_add_epi32(idx, t, ia, one);
-                t = _mm512_cmp_ps_mask(cc, m, _CMP_GT_OQ);
-                m = _mm512_mask_mov_ps(m, t, cc);
-                idx = _mm512_mask_add_epi32(idx, t, ia, down);
-                t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
-                m = _mm512_mask_mov_ps(m, t, d);
-                idx = _mm512_mask_add_epi32(idx, t, ia, diag);
+                __m512i idx;
+                const __m512 m = pool_window16(a, b, cc, d, ia, 1, W, &idx);
                 const __mmask16 keep = first_lanes(n);
                 _mm512_mask_storeu_ps(out + o + x, keep, m);
                 _mm512_mask_storeu_epi32(argmax + o + x, keep, idx);
