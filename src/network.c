@@ -142,6 +142,8 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
         char path[96];
         if (l->kind == LAYER_CONV)
             conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+        else if (i > 0 && pool_fused(net, i - 1) && pool_back_fused(net, i))
+            snprintf(path, sizeof path, "in %s's kernel", net->layers[i - 1].name);
         else if (i > 0 && pool_fused(net, i - 1))
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
                      maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));

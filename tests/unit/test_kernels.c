@@ -236,7 +236,7 @@ static void conv_relu_pool_forward_matches_unfused(void **state)
         free(awant);
     }
 #if defined(__AVX512F__) && !defined(TRAINER_NO_VECTORS)
-    assert_true(fused >= 2); /* the default conv2 and more take the fused kernel */
+    assert_true(fused >= 4); /* the default conv1 and conv2, and more, take the fused kernels */
 #endif
 }
 
@@ -326,7 +326,7 @@ static void conv_paths_cover_shapes(void **state)
 #if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
         "vec256",
 #if defined(__AVX512F__)
-        "vec512", "vec512-rowpairs", "vec512-flat", "vec512-oc",
+        "vec512", "vec512-rowpairs", "vec512-flat", "vec512-oc", "vec512-rows",
 #else
         "tiled-w24", "tiled-w8",
 #endif
