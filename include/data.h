@@ -14,6 +14,11 @@
  * OUT (rows*cols floats), normalised as MODE (a normalize_kind). */
 void data_sample(float *out, const dataset *ds, size_t index, int mode, int dx, int dy);
 
+/* Asks the CPU to start fetching image INDEX of DS: the training order
+ * is a shuffle, so each image's bytes are a cache miss that the work on
+ * the sample before can hide. */
+void data_prefetch(const dataset *ds, size_t index);
+
 /* Normalises rows*cols bytes into OUT; for inputs that are not in a dataset. */
 void data_normalize(float *out, const uint8_t *pixels, size_t n, int mode);
 

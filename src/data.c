@@ -76,6 +76,15 @@ void data_sample(float *out, const dataset *ds, size_t index, int mode, int dx, 
     data_normalize(out, shifted, n, mode);
 }
 
+void data_prefetch(const dataset *ds, size_t index)
+{
+    const size_t n = ds->rows * ds->cols;
+    const uint8_t *p = ds->pixels + index * n;
+    for (size_t i = 0; i < n; i += 64)
+        __builtin_prefetch(p + i);
+    __builtin_prefetch(p + n - 1);
+}
+
 void data_augment_shift(uint64_t seed, uint64_t epoch, size_t index, int max_shift, int *dx, int *dy)
 {
     *dx = *dy = 0;

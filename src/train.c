@@ -349,6 +349,8 @@ static void run_block(void *ctx, void *worker, uint32_t k)
     size_t end = (k + 1) * b->per < b->bs ? (k + 1) * b->per : b->bs;
     for (size_t s = k * b->per; s < end; s++) {
         size_t idx = r->order[b->start + s];
+        if (s + 1 < end)
+            data_prefetch(&r->train, r->order[b->start + s + 1]);
         int dx, dy, predicted;
         data_augment_shift((uint64_t)cfg->seed, b->epoch, idx, cfg->augment_shift, &dx, &dy);
         data_sample(ws->acts[0], &r->train, idx, cfg->normalize, dx, dy);
