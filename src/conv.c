@@ -1091,8 +1091,13 @@ static void flat_bias_grad(float *db, const float *gg, int ngp, int OC, int OH, 
     int at[NCMAX];
     const int nc = n / (4 * VL) * 4;
     if (OW % VL == 0 && nc <= NCMAX) {
-        for (int k = 0; k < nc; k++)
-            at[k] = k * VL / OW * W + k * VL % OW;
+        for (int k = 0, y = 0, x = 0; k < nc; k++, x += VL) { /* k * VL is at (y, x): no division */
+            if (x >= OW) {
+                x -= OW;
+                y++;
+            }
+            at[k] = y * W + x;
+        }
         for (int o = 0; o < OC; o++) {
             const float *go = gg + (size_t)o * ngp;
             vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
