@@ -292,7 +292,7 @@ static void view_epoch(void *user, const epoch_report *r)
         printf("  test %.2f%%", 100 * r->test_acc);
     printf("  lr %.3g  %.0f samples/s  %.1f s", r->lr, r->samples_per_s, r->seconds);
     if (r->val_acc >= 0 || r->test_acc >= 0)
-        printf(" (+%.2f s eval)", r->eval_seconds);
+        printf(" (+%.3f s eval)", r->eval_seconds);
     printf("%s\n", r->saved_model ? "  saved" : "");
 }
 
