@@ -25,6 +25,10 @@ typedef struct {
     size_t nweights, nbias;
     size_t in_size, out_size;
     float lr_scale;
+    /* Set once by net_create, for the passes that run fused: a ReLU conv
+     * whose 2x2 pool (the next layer) its kernel takes from its registers,
+     * and a pool whose backward pass runs in the first layer's kernel. */
+    int pools_in_kernel, backward_in_conv;
 } net_layer;
 
 typedef struct {

@@ -56,6 +56,29 @@ static int shape_layer(const config *cfg, const layer_config *lc, net_layer *l, 
     return 0;
 }
 
+/* Layer I is a ReLU conv whose output goes into a 2x2 pool of stride 2,
+ * and its kernel pools in its registers (conv_relu_pool_fused). */
+static int pool_fused(const network *net, int i)
+{
+    if (i + 1 >= net->nlayers)
+        return 0;
+    const net_layer *l = &net->layers[i], *p = &net->layers[i + 1];
+    return l->kind == LAYER_CONV && l->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
+           conv_relu_pool_fused(l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+}
+
+/* Layer I is a 2x2 pool of stride 2 on the output of the first layer, a
+ * ReLU conv (so without din) whose kernel takes the pool's gradient
+ * itself (conv_pool_backward_fused). */
+static int pool_back_fused(const network *net, int i)
+{
+    if (i != 1)
+        return 0;
+    const net_layer *c = &net->layers[0], *p = &net->layers[1];
+    return c->kind == LAYER_CONV && c->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
+           conv_pool_backward_fused(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+}
+
 int net_create(network *net, const config *cfg, tr_error *err)
 {
     memset(net, 0, sizeof *net);
@@ -95,32 +118,13 @@ int net_create(network *net, const config *cfg, tr_error *err)
         w = l->out_w;
     }
     net->nlayers = cfg->nlayers;
+    for (int i = 0; i < net->nlayers; i++) {
+        net->layers[i].pools_in_kernel = pool_fused(net, i);
+        net->layers[i].backward_in_conv = pool_back_fused(net, i);
+    }
     net->nparams = off;
     net->params = tr_alloc_aligned(off * sizeof(float), err);
     return net->params ? 0 : -1;
-}
-
-/* Layer I is a ReLU conv whose output goes into a 2x2 pool of stride 2,
- * and its kernel pools in its registers (conv_relu_pool_fused). */
-static int pool_fused(const network *net, int i)
-{
-    if (i + 1 >= net->nlayers)
-        return 0;
-    const net_layer *l = &net->layers[i], *p = &net->layers[i + 1];
-    return l->kind == LAYER_CONV && l->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
-           conv_relu_pool_fused(l->in_c, l->in_h, l->in_w, l->out_c, l->k);
-}
-
-/* Layer I is a 2x2 pool of stride 2 on the output of the first layer, a
- * ReLU conv (so without din) whose kernel takes the pool's gradient
- * itself (conv_pool_backward_fused). */
-static int pool_back_fused(const network *net, int i)
-{
-    if (i != 1)
-        return 0;
-    const net_layer *c = &net->layers[0], *p = &net->layers[1];
-    return c->kind == LAYER_CONV && c->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
-           conv_pool_backward_fused(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
 }
 
 /* One name when both passes of a pool take the same kernel, else both. */
@@ -142,12 +146,12 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
         char path[96];
         if (l->kind == LAYER_CONV)
             conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
-        else if (i > 0 && pool_fused(net, i - 1) && pool_back_fused(net, i))
+        else if (i > 0 && net->layers[i - 1].pools_in_kernel && l->backward_in_conv)
             snprintf(path, sizeof path, "in %s's kernel", net->layers[i - 1].name);
-        else if (i > 0 && pool_fused(net, i - 1))
+        else if (i > 0 && net->layers[i - 1].pools_in_kernel)
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
                      maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
-        else if (pool_back_fused(net, i))
+        else if (l->backward_in_conv)
             snprintf(path, sizeof path, "forward %s, backward in %s's kernel", maxpool_forward_kernel_path(l->k, l->s),
                      net->layers[i - 1].name);
         else if (l->kind == LAYER_MAXPOOL)
@@ -305,7 +309,7 @@ static const float *forward_with(const network *net, const float *params, net_wo
 {
     for (int i = 0; i < net->nlayers; i++) {
         const net_layer *l = &net->layers[i];
-        if (pool_fused(net, i)) {
+        if (l->pools_in_kernel) {
             const net_layer *p = &net->layers[i + 1];
             conv_relu_pool_forward(keep ? ws->acts[i + 1] : NULL, ws->acts[i + 2], ws->argmax[i + 1], ws->acts[i],
                                    params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w, l->out_c,
@@ -360,7 +364,7 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
         case LAYER_MAXPOOL:
             if (!din)
                 break;
-            if (pool_back_fused(net, i)) { /* the pool's and the first layer's backward in one */
+            if (l->backward_in_conv) { /* the pool's and the first layer's backward in one */
                 const net_layer *c = &net->layers[0];
                 conv_pool_backward(grad + c->w_off, grad + c->b_off, din, ws->dcur, ws->argmax[i], ws->acts[i + 1],
                                    ws->acts[0], params + c->w_off, c->in_c, c->in_h, c->in_w, c->out_c, c->k);
