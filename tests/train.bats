@@ -100,7 +100,7 @@ setup() {
     assert_one_error_line "$D/m.model.ckpt" "2 epochs"
 }
 
-@test "a checkpoint from before train.blocks (no key: 64 blocks) is refused under 16 and resumes to its own run's bytes with 64" {
+@test "a checkpoint from before train.blocks (no key: 64 blocks) is refused under 16 and resumes to its own run's bytes with 64; its fingerprint says 64" {
     # The trainer before ce030ad cut every batch into min(batch, 64) blocks and
     # wrote no train.blocks line; such a file is this run's checkpoint with
     # that line taken out of the stored config (length and CRC rewritten).
@@ -119,6 +119,14 @@ assert len(text) - len(old) == len("blocks = 64\n"), text
 body = d[:16] + struct.pack("<I", len(old)) + old.encode() + d[20 + n:-4]
 open(sys.argv[2], "wb").write(body + struct.pack("<I", zlib.crc32(body)))
 EOF
+    # its fingerprint is that of the config with 64 blocks, not of today's default
+    local -a ARGS
+    small_argv "$D/x"
+    fp() { "$TRAINER" info "$@" --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["fingerprint"])'; }
+    local have
+    have=$(fp "$D/old.ckpt")
+    [ "$have" = "$(fp --config "${ARGS[@]}" "${small[@]}" --set train.blocks=64)" ]
+    [ "$have" != "$(fp --config "${ARGS[@]}" "${small[@]}")" ]
     # today's default is 16: refused, naming the file, the key and the fix
     run --separate-stderr train_small "$D/resumed" "${small[@]}" --set train.epochs=2 --resume "$D/old.ckpt"
     assert_status 2
