@@ -20,6 +20,12 @@
 /* 2: provenance after the weights and state; version 1 files still load. */
 #define MODEL_VERSION 2u
 
+/* train.blocks as a stored config without the key (version 1, and version 2
+ * before commit ce030ad) reads: until then every batch was cut into
+ * min(batch, 64) gradient blocks, and the weights depend on the cut, so such
+ * a checkpoint resumes to the bytes of its own run only with 64. */
+#define MODEL_LEGACY_BLOCKS 64
+
 /* Where a run stands; with the seed it is the whole RNG state, because every
  * random choice is keyed by (seed, epoch, index). */
 typedef struct {

@@ -370,6 +370,9 @@ static int read_header_and_config(reader *r, const char *path, config *cfg, uint
     take(r, text, text_len);
     text[text_len] = '\0';
     config_defaults(cfg);
+    /* The stored text names every key the writer knew; one it lacks keeps
+     * the value it had then, not today's default. */
+    cfg->blocks = MODEL_LEGACY_BLOCKS;
     int rc = config_parse_string(cfg, text, path, err);
     free(text);
     return rc;

@@ -53,6 +53,11 @@ static void *alloc_big(size_t n)
     return advise_big(malloc(n), n);
 }
 
+void *files_alloc_big(size_t n)
+{
+    return alloc_big(n);
+}
+
 /* ---- reading ---- */
 
 static int too_much(const char *path, size_t limit, tr_error *err)

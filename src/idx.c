@@ -226,15 +226,19 @@ int dataset_append(dataset *ds, const dataset *extra, const char *extra_path, tr
     size_t pix = (size_t)ds->rows * ds->cols, n = ds->count + extra->count, bytes;
     if (n < ds->count || n > UINT32_MAX || tr_mul_size(n, pix, &bytes) != 0)
         return tr_fail(err, TR_EINPUT, "%s: more than 2^32 training images in all", extra_path);
-    if (ds->block) { /* to the front, so that the pixels are the allocation and can grow */
-        memmove(ds->block, ds->pixels, ds->count * pix);
-        ds->pixels = ds->block;
-        ds->block = NULL;
-    }
-    uint8_t *px = realloc(ds->pixels, bytes);
+    /* One copy into a fresh buffer, not realloc: the block of a big set has
+     * huge-page advice on its middle (files.c), which splits its mapping, so
+     * glibc cannot mremap it and realloc copied it anyway (after a memmove
+     * of the pixels to the front), into 4 KB pages faulted in one by one:
+     * appending the 10,000 test images to MNIST's 60,000 took 0.16 s,
+     * 0.02 s into a buffer advised before the copy. */
+    uint8_t *px = files_alloc_big(bytes);
     if (!px)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory appending images", extra_path);
+    memcpy(px, ds->pixels, ds->count * pix);
+    free(ds->block ? ds->block : ds->pixels);
     ds->pixels = px;
+    ds->block = NULL;
     uint8_t *lb = realloc(ds->labels, n);
     if (!lb)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory appending labels", extra_path);

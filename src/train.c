@@ -134,11 +134,17 @@ static int resume_from(run *r, const char *path, tr_error *err)
         rc = tr_fail(err, TR_EINPUT, "%s: already trained %llu epochs, the config asks for %d", path,
                      (unsigned long long)r->state.epoch, r->cfg->epochs);
     char diff[768];
+    /* A config that never named train.blocks, resuming a checkpoint written
+     * before the key existed, is told which value it was trained with. */
+    const char *legacy = ck_cfg.blocks != r->cfg->blocks && ck_cfg.blocks == MODEL_LEGACY_BLOCKS
+                             ? "; a checkpoint written before train.blocks was a key cut every batch into 64 "
+                               "blocks: add --set train.blocks=64"
+                             : "";
     if (rc == 0 && config_diff(&ck_cfg, r->cfg, resume_may_change, diff, sizeof diff) > 0)
         rc = tr_fail(err, TR_EINPUT,
-                     "%s: was trained with another config; it differs in %s. Resume with the config and --set "
+                     "%s: was trained with another config; it differs in %s%s. Resume with the config and --set "
                      "options it was trained with: only train.epochs, train.test_every, output.* and --threads may change",
-                     path, diff);
+                     path, diff, legacy);
     /* The config agrees, so the data decides how many batches an epoch has. */
     const uint64_t B = (uint64_t)r->cfg->batch_size, nbatches = (r->ntrain + B - 1) / B;
     if (rc == 0 && (r->state.batch >= nbatches || r->state.step != r->state.epoch * nbatches + r->state.batch))

@@ -243,13 +243,15 @@ fixture_sets() {
     run --separate-stderr "$TRAINER" info "$v1/v1.model"
     assert_status 0
     assert_contains "$output" "not recorded"
-    # resume the version-1 checkpoint (2 epochs done) to 3: a version-2 model with provenance
+    # resume the version-1 checkpoint (2 epochs done) to 3: a version-2 model with provenance;
+    # it predates train.blocks, so it was cut into 64 blocks
     # A resume must name the data it was trained on: the same relative
     # paths, here linked to the real files.
     mkdir -p "$D/r/data"
     ln -s "$MNIST" "$D/r/data/mnist"
     run --separate-stderr bash -c 'cd "$1" && shift && "$@"' _ "$D/r" "$TRAINER" train "$v1/v1.ini" \
-        --set train.epochs=3 --set "output.model=$D/r/m.model" --set "output.metrics=$D/r/m.csv" --resume "$v1/v1.ckpt"
+        --set train.epochs=3 --set train.blocks=64 --set "output.model=$D/r/m.model" --set "output.metrics=$D/r/m.csv" \
+        --resume "$v1/v1.ckpt"
     assert_status 0
     assert_contains "$output" ": epoch 3, batch 1"
     [ "$("$TRAINER" info "$D/r/m.model" --json | jget 'd["epochs"]')" = 3 ]

@@ -100,6 +100,45 @@ setup() {
     assert_one_error_line "$D/m.model.ckpt" "2 epochs"
 }
 
+@test "a checkpoint from before train.blocks (no key: 64 blocks) is refused under 16 and resumes to its own run's bytes with 64; its fingerprint says 64" {
+    # The trainer before ce030ad cut every batch into min(batch, 64) blocks and
+    # wrote no train.blocks line; such a file is this run's checkpoint with
+    # that line taken out of the stored config (length and CRC rewritten).
+    local -a small=(--set data.limit=200 --set data.test_limit=100 --set train.schedule=constant
+                    --set output.metrics=)
+    mkdir "$D/straight" "$D/old" "$D/resumed"
+    train_small "$D/straight" -q "${small[@]}" --set train.blocks=64 --set train.epochs=2
+    train_small "$D/old" -q "${small[@]}" --set train.blocks=64 --set train.epochs=1
+    "$PY" - "$D/old/m.model.ckpt" "$D/old.ckpt" <<'EOF'
+import struct, sys, zlib
+d = open(sys.argv[1], "rb").read()
+n = struct.unpack_from("<I", d, 16)[0]
+text = d[20:20 + n].decode()
+old = text.replace("blocks = 64\n", "")
+assert len(text) - len(old) == len("blocks = 64\n"), text
+body = d[:16] + struct.pack("<I", len(old)) + old.encode() + d[20 + n:-4]
+open(sys.argv[2], "wb").write(body + struct.pack("<I", zlib.crc32(body)))
+EOF
+    # its fingerprint is that of the config with 64 blocks, not of today's default
+    local -a ARGS
+    small_argv "$D/x"
+    fp() { "$TRAINER" info "$@" --json | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["fingerprint"])'; }
+    local have
+    have=$(fp "$D/old.ckpt")
+    [ "$have" = "$(fp --config "${ARGS[@]}" "${small[@]}" --set train.blocks=64)" ]
+    [ "$have" != "$(fp --config "${ARGS[@]}" "${small[@]}")" ]
+    # today's default is 16: refused, naming the file, the key and the fix
+    run --separate-stderr train_small "$D/resumed" "${small[@]}" --set train.epochs=2 --resume "$D/old.ckpt"
+    assert_status 2
+    assert_one_error_line "$D/old.ckpt" "train.blocks (64, now 16)" "--set train.blocks=64"
+    [ ! -e "$D/resumed/m.model" ]
+    run --separate-stderr train_small "$D/resumed" "${small[@]}" --set train.epochs=2 --set train.blocks=64 \
+        --resume "$D/old.ckpt"
+    assert_status 0
+    assert_contains "$output" "resuming from $D/old.ckpt: epoch 2, batch 1"
+    assert_same_model "$D/straight/m.model" "$D/resumed/m.model"
+}
+
 # Starts COMMAND... in the background (it must be the trainer itself, not a
 # shell function: the signal has to reach it) with stdout in $D/NAME.out and
 # stderr in $D/NAME.err, waits until it prints PATTERN, then sends SIGNAL and

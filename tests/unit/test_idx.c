@@ -246,6 +246,12 @@ static void idx_limit_keeps_first(void **state)
     assert_memory_equal(head.pixels, ds.pixels, 3 * ROWS * COLS);
     assert_memory_equal(head.pixels + 3 * ROWS * COLS, ds.pixels, N * ROWS * COLS);
     assert_memory_equal(head.labels + 3, ds.labels, N);
+    /* and a second pair after it, the header still in front */
+    assert_ok(dataset_append(&head, &ds, ip, &err), &err);
+    assert_int_equal(head.count, 3 + 2 * N);
+    assert_memory_equal(head.pixels, ds.pixels, 3 * ROWS * COLS);
+    assert_memory_equal(head.pixels + (3 + N) * ROWS * COLS, ds.pixels, N * ROWS * COLS);
+    assert_memory_equal(head.labels + 3 + N, ds.labels, N);
     dataset_free(&head);
     dataset_free(&ds);
 }
