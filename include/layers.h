@@ -23,8 +23,9 @@ void conv_relu_forward(float *out, const float *in, const float *w, const float 
 /* conv_relu_forward, then maxpool_forward with 2x2 windows of stride 2 on
  * its output (pooled and argmax as maxpool_forward's out and argmax), the
  * same bits. Where conv_relu_pool_fused says so, the pool is taken from the
- * kernel's registers and OUT may be NULL (the pool's input is not stored);
- * elsewhere OUT is needed. */
+ * kernel's registers, OUT may be NULL (the pool's input is not stored) and
+ * so may ARGMAX (no backward pass to follow: the maxima only); elsewhere
+ * both are needed. */
 void conv_relu_pool_forward(float *out, float *pooled, int32_t *argmax, const float *in, const float *w,
                             const float *b, int C, int H, int W, int OC, int K);
 int conv_relu_pool_fused(int C, int H, int W, int OC, int K);

@@ -67,7 +67,8 @@ void net_workspaces_free(net_workspace *ws, int n);
  * Returns the logits (ws->acts[nlayers]). */
 const float *net_forward(const network *net, net_workspace *ws);
 /* net_forward for predictions only: the outputs of a conv whose pool is
- * fused into its kernel are not kept (the report's feature maps need them). */
+ * fused into its kernel are not kept (the report's feature maps need them),
+ * nor that pool's argmax (a backward pass needs it). */
 const float *net_predict(const network *net, net_workspace *ws);
 
 /* Forward and backward for one labelled sample in ws->acts[0]: adds this

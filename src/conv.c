@@ -541,7 +541,8 @@ static inline vz pair_load(const float *p, int W)
  * four row pairs v[0..3]: 16 outputs and their argmax (index into the
  * channel's 64 at BASE) into pooled and argmax. The candidates of a window
  * are gathered into a (top left), b, c, d (bottom right) for
- * pool_window16, so the outputs and the argmax are maxpool_forward's bits. */
+ * pool_window16, so the outputs and the argmax are maxpool_forward's bits.
+ * ARGMAX NULL: the outputs only (pool_max16). */
 static inline void pool_plane8(float *pooled, int32_t *argmax, const vz *v, int base)
 {
     /* lanes 0-3: v[j] top row's even columns, 4-7: v[j+1]'s, 8-15 the same
@@ -557,6 +558,10 @@ static inline void pool_plane8(float *pooled, int32_t *argmax, const vz *v, int 
     /* output l = 4y + x takes input (2y, 2x) of the channel */
     const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(base),
                                         _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 32, 34, 36, 38, 48, 50, 52, 54));
+    if (!argmax) {
+        _mm512_storeu_ps(pooled, pool_max16(a, bb, c, d));
+        return;
+    }
     __m512i idx;
     const __m512 m = pool_window16(a, bb, c, d, ia, 1, 8, &idx);
     _mm512_storeu_ps(pooled, m);
@@ -598,7 +603,8 @@ static ALWAYS_INLINE void fwd_pair_tile(float *out, const float *in, const float
                 vstore_v16(out + ((size_t)(o0 + p) * OH + 2 * (j0 + t)) * 8, &acc[p][t]);
         }
         if (T == 4 && pooled) /* a whole 8x8 channel */
-            pool_plane8(pooled + (size_t)(o0 + p) * 16, argmax + (size_t)(o0 + p) * 16, acc[p], (o0 + p) * 64);
+            pool_plane8(pooled + (size_t)(o0 + p) * 16, argmax ? argmax + (size_t)(o0 + p) * 16 : NULL, acc[p],
+                        (o0 + p) * 64);
     }
 }
 
@@ -845,7 +851,8 @@ static inline rows_vec rows_vec_at(int y, int x, int W, int OW, int left)
 /* The 2x2 pool (stride 2) of one channel's 24-wide row pair, held as v[0]
  * (top row 0-15), v[1] (top 16-23, bottom 0-7) and v[2] (bottom 8-23): 12
  * outputs and their argmax (BASE: the index of the pair's first input) into
- * pooled and argmax, with pool_window16, so maxpool_forward's bits. */
+ * pooled and argmax, with pool_window16, so maxpool_forward's bits; ARGMAX
+ * NULL: the outputs only (pool_max16). */
 static inline void pool_rows24(float *pooled, int32_t *argmax, const vz *v, int base)
 {
     const __m512i top = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0, 0, 0);
@@ -855,6 +862,10 @@ static inline void pool_rows24(float *pooled, int32_t *argmax, const vz *v, int 
     const __m512 b = _mm512_permutex2var_ps((__m512)v[0], _mm512_add_epi32(top, one), (__m512)v[1]);
     const __m512 c = _mm512_permutex2var_ps((__m512)v[1], bottom, (__m512)v[2]);
     const __m512 d = _mm512_permutex2var_ps((__m512)v[1], _mm512_add_epi32(bottom, one), (__m512)v[2]);
+    if (!argmax) {
+        _mm512_mask_storeu_ps(pooled, 0x0fff, pool_max16(a, b, c, d));
+        return;
+    }
     const __m512i ia = _mm512_add_epi32(_mm512_set1_epi32(base), top);
     __m512i idx;
     const __m512 m = pool_window16(a, b, c, d, ia, 1, 24, &idx);
@@ -917,9 +928,8 @@ static ALWAYS_INLINE void rows_fwd_tile(float *out, const float *in, const float
             for (int t = 0; t < T; t++)
                 _mm512_mask_storeu_ps(out + o + 16 * (v0 + t), r[t].m[0] | r[t].m[1], (__m512)v[p][t]);
         if (T == 3 && pooled) {
-            const int j = v0 / 3;
-            pool_rows24(pooled + (size_t)(o0 + p) * (OH / 2) * 12 + 12 * j,
-                        argmax + (size_t)(o0 + p) * (OH / 2) * 12 + 12 * j, v[p], (int)o + 48 * j);
+            const size_t at = (size_t)(o0 + p) * (OH / 2) * 12 + 12 * (size_t)(v0 / 3);
+            pool_rows24(pooled + at, argmax ? argmax + at : NULL, v[p], (int)o + 48 * (v0 / 3));
         }
     }
 }

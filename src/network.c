@@ -303,17 +303,19 @@ static void layer_forward(const net_layer *l, const float *params, const float *
         relu_forward(out, (int)l->out_size);
 }
 
-/* KEEP: store the outputs of convs whose pool is fused (only the report's
- * feature maps read them; the backward pass reads the pool's output). */
-static const float *forward_with(const network *net, const float *params, net_workspace *ws, int keep)
+/* Of a conv whose pool is fused: KEEP, store its outputs (only the
+ * report's feature maps read them; the backward pass reads the pool's
+ * output); ARGMAX, the pool's argmax (only the backward pass reads it). */
+static const float *forward_with(const network *net, const float *params, net_workspace *ws, int keep,
+                                 int argmax)
 {
     for (int i = 0; i < net->nlayers; i++) {
         const net_layer *l = &net->layers[i];
         if (l->pools_in_kernel) {
             const net_layer *p = &net->layers[i + 1];
-            conv_relu_pool_forward(keep ? ws->acts[i + 1] : NULL, ws->acts[i + 2], ws->argmax[i + 1], ws->acts[i],
-                                   params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w, l->out_c,
-                                   l->k);
+            conv_relu_pool_forward(keep ? ws->acts[i + 1] : NULL, ws->acts[i + 2], argmax ? ws->argmax[i + 1] : NULL,
+                                   ws->acts[i], params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w,
+                                   l->out_c, l->k);
             if (p->act == ACT_RELU)
                 relu_forward(ws->acts[i + 2], (int)p->out_size);
             i++;
@@ -326,12 +328,12 @@ static const float *forward_with(const network *net, const float *params, net_wo
 
 const float *net_forward(const network *net, net_workspace *ws)
 {
-    return forward_with(net, net->params, ws, 1);
+    return forward_with(net, net->params, ws, 1, 1);
 }
 
 const float *net_predict(const network *net, net_workspace *ws)
 {
-    return forward_with(net, net->params, ws, 0);
+    return forward_with(net, net->params, ws, 0, 0);
 }
 
 int net_argmax(const float *x, int n)
@@ -346,7 +348,7 @@ int net_argmax(const float *x, int n)
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted)
 {
-    const float *logits = forward_with(net, params, ws, 0);
+    const float *logits = forward_with(net, params, ws, 0, 1);
     float loss = softmax_xent(ws->probs, ws->dcur, logits, label, net->classes);
     *predicted = net_argmax(logits, net->classes);
     int masked = 0; /* the ReLU mask of layer i was applied by the layer above */

@@ -180,8 +180,8 @@ static void conv_relu_forward_matches_ref(void **state)
 
 /* conv_relu_pool_forward gives the bits of conv_relu_forward then
  * maxpool_forward (2x2, stride 2): the pooled values, the argmax, and the
- * conv's output where it is asked for; without it where the pool is
- * fused. */
+ * conv's output where it is asked for; without it, and without the
+ * argmax, where the pool is fused. */
 static void conv_relu_pool_forward_matches_unfused(void **state)
 {
     (void)state;
@@ -224,6 +224,16 @@ static void conv_relu_pool_forward_matches_unfused(void **state)
             assert_true(pooled[np] == -1234.5f && arg[np] == -1);
             if (keep)
                 assert_memory_equal(out, want, nout * sizeof(float));
+        }
+        if (f) { /* without argmax (net_predict): the same maxima */
+            for (size_t i = 0; i <= np; i++)
+                pooled[i] = -1234.5f;
+            conv_relu_pool_forward(NULL, pooled, NULL, in, w, b, p->C, p->H, p->W, p->OC, p->K);
+            for (size_t i = 0; i < np; i++)
+                if (memcmp(&pooled[i], &pwant[i], sizeof(float)) != 0)
+                    fail_msg("conv_relu_pool_forward C=%d H=%d W=%d OC=%d K=%d (no argmax): output %zu is %g, want %g",
+                             p->C, p->H, p->W, p->OC, p->K, i, (double)pooled[i], (double)pwant[i]);
+            assert_true(pooled[np] == -1234.5f);
         }
         free(in);
         free(w);
