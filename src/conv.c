@@ -964,14 +964,12 @@ static ALWAYS_INLINE void rows_fwd_k(float *out, const float *in, const float *w
 #undef ROWS_GROUP
 }
 
-/* POOLED (with ARGMAX) needs OW = 24 and OH even; OUT may then be NULL. */
+/* K 4 to 7 (fwd_path's choice); POOLED (with ARGMAX, or without it for
+ * the maxima only) needs OW = 24 and OH even, and OUT may then be NULL. */
 static void rows_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                      int K, int relu, float *pooled, int32_t *argmax)
 {
     switch (K) {
-    case 1: rows_fwd_k(out, in, w, b, C, H, W, OC, 1, relu, pooled, argmax); break;
-    case 2: rows_fwd_k(out, in, w, b, C, H, W, OC, 2, relu, pooled, argmax); break;
-    case 3: rows_fwd_k(out, in, w, b, C, H, W, OC, 3, relu, pooled, argmax); break;
     case 4: rows_fwd_k(out, in, w, b, C, H, W, OC, 4, relu, pooled, argmax); break;
     case 5: rows_fwd_k(out, in, w, b, C, H, W, OC, 5, relu, pooled, argmax); break;
     case 6: rows_fwd_k(out, in, w, b, C, H, W, OC, 6, relu, pooled, argmax); break;

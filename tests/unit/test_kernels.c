@@ -38,6 +38,7 @@ static const shape shapes[] = {
     { 1, 32, 32, 8, 5 },   /* 32x32 input: 28 wide, then 14 -> 10 */
     { 8, 14, 14, 16, 5 },
     { 1, 28, 28, 8, 7 },   /* 7x7: 22 wide, then 11 -> 5 */
+    { 2, 24, 23, 5, 4 },   /* 20 wide, 21 rows: vectors across rows, a short last one */
     { 8, 11, 11, 16, 7 },
     { 3, 15, 15, 5, 7 },   /* 8x8 outputs of other kernels: row pairs */
     { 7, 10, 10, 9, 3 },
