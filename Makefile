@@ -111,18 +111,37 @@ TEST_SRCS := $(wildcard tests/unit/*.c)
 TEST_CFLAGS := -std=c11 $(WARN) -Werror -fopenmp -g $(ARCH_FLAGS) $(FP_FLAGS)
 ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-build/test/trainer build/test/unit_tests: CFLAGS := -O3 $(TEST_CFLAGS)
-build/asan/trainer build/asan/unit_tests: CFLAGS := $(ASAN_CFLAGS) $(TEST_CFLAGS)
+build/test/%: CFLAGS := -O3 $(TEST_CFLAGS)
+build/asan/%: CFLAGS := $(ASAN_CFLAGS) $(TEST_CFLAGS)
+build/mpi/%: CFLAGS := -DTRAINER_MPI -O3 $(TEST_CFLAGS)
 
-# These builds compile every source at once, without .d files: any header or
-# included kernel template rebuilds them.
+# Each of these builds (test, asan, mpi) compiles every source once into
+# build/NAME/obj, so make -j spreads the files over the cores and a
+# build's trainer and unit tests link the same objects. No .d files here:
+# every object depends on every header and included kernel template.
 HDRS := $(wildcard include/*.h src/*.inc tests/unit/*.h)
+build_objs = $(patsubst $(GEN)/onnx/%.c,build/$(1)/obj/%.o,$(SRCS:src/%.c=build/$(1)/obj/%.o))
 
-build/%/trainer: $(SRCS) src/main.c $(HDRS) | build/test build/asan
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+define objs_rules # NAME COMPILER
+build/$(1)/obj/%.o: src/%.c $$(HDRS) $$(GEN)/onnx/onnx.pb-c.h
+	@mkdir -p $$(@D)
+	$(2) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
+build/$(1)/obj/onnx.pb-c.o: $$(GEN)/onnx/onnx.pb-c.c
+	@mkdir -p $$(@D)
+	$(2) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
+endef
+$(eval $(call objs_rules,test,$(CC)))
+$(eval $(call objs_rules,asan,$(CC)))
+$(eval $(call objs_rules,mpi,mpicc))
 
-build/%/unit_tests: $(SRCS) $(TEST_SRCS) $(HDRS) | build/test build/asan
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
+build/test/trainer: $(call build_objs,test) build/test/obj/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+build/asan/trainer: $(call build_objs,asan) build/asan/obj/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+build/%/unit_tests: $$(call build_objs,$$*) $(TEST_SRCS) $(HDRS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $(filter %.o %.c,$^) $(LDLIBS) -lcmocka
 
 # The kernel tests again, built for the CPUs other builds target: 256-bit
 # vectors (-mavx2 -mfma), no -march at all (SSE2 only), and no vector
@@ -139,8 +158,8 @@ build/kernels-%/kernel_tests: $(SRCS) tests/unit/main.c tests/unit/test_kernels.
 	    $(FP_FLAGS) -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
 
 # The MPI build of the suite: Open MPI's mpicc around the same flags.
-build/mpi/trainer: $(SRCS) src/main.c $(HDRS) | build/mpi
-	mpicc $(CPPFLAGS) -DTRAINER_MPI -O3 $(TEST_CFLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
+build/mpi/trainer: $(call build_objs,mpi) build/mpi/obj/main.o
+	mpicc $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: test-deps data
 	$(MAKE) -j$$(nproc) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer \
