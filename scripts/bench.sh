@@ -250,9 +250,8 @@ for name, count in (("train", n), ("t10k", 1000)):
         f.write(struct.pack(">II", m, count) + labels)
 PY
     echo
-    echo "shape sweep: $SL training images per run, $NPROC threads, batch 64, median of $REPEATS; % of the default network's GFLOP/s and of the $PEAKNAME peak"
+    echo "shape sweep: $SL training images per run, $NPROC threads, batch 64, median of $REPEATS; % of the default network's GFLOP/s (run alternately with each shape) and of the $PEAKNAME peak"
     printf '%-24s %9s %10s %8s %7s %7s  %s\n' network MFLOP/smp samples/s GFLOP/s "% dflt" "% peak" "kernels"
-    DEFAULT_G=
     while IFS='|' read -r name sets; do
         [ -n "$name" ] || continue
         if [ "$name" = "32x32 input" ]; then
@@ -260,8 +259,15 @@ PY
             sets="$sets --set data.train_images=$TMP/train32-images --set data.train_labels=$TMP/train32-labels"
             sets="$sets --set data.test_images=$TMP/t10k32-images --set data.test_labels=$TMP/t10k32-labels"
         fi
-        : >"$TMP/srates"
+        : >"$TMP/srates" && : >"$TMP/drates"
         for r in $(seq "$REPEATS"); do
+            # Each shape side by side with the default network: the host's
+            # speed drifts over the sweep, and a ratio of runs minutes apart
+            # measured the drift as much as the shape.
+            if [ -n "$sets" ]; then
+                train_once "$TRAINER" "$NPROC" 64 dsweep --set data.limit="$SL"
+                rate_of dsweep >>"$TMP/drates"
+            fi
             # shellcheck disable=SC2086 # $sets is a list of --set options
             train_once "$TRAINER" "$NPROC" 64 sweep --set data.limit="$SL" $sets
             rate_of sweep >>"$TMP/srates"
@@ -269,8 +275,12 @@ PY
         m=$(median <"$TMP/srates")
         f=$(flops_of sweep)
         g=$(awk -v m="$m" -v f="$f" 'BEGIN { printf "%.1f", m * f / 1000 }')
-        [ -n "$DEFAULT_G" ] || DEFAULT_G=$g
-        awk -v n="$name" -v f="$f" -v m="$m" -v g="$g" -v d="$DEFAULT_G" -v p="$PEAK" -v t="$NPROC" -v k="$(kernels_of sweep)" \
+        if [ -n "$sets" ]; then
+            d=$(awk -v m="$(median <"$TMP/drates")" -v f="$(flops_of dsweep)" 'BEGIN { printf "%.1f", m * f / 1000 }')
+        else
+            d=$g
+        fi
+        awk -v n="$name" -v f="$f" -v m="$m" -v g="$g" -v d="$d" -v p="$PEAK" -v t="$NPROC" -v k="$(kernels_of sweep)" \
             'BEGIN { printf "%-24s %9.4f %10.0f %8.1f %6.0f%% %6.1f%%  %s\n", n, f, m, g, 100 * g / d, 100 * g / (p * t), k }'
     done <<'EOF'
 default (8@5x5, 16@5x5)|
