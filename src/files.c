@@ -48,14 +48,9 @@ static void *advise_big(void *p, size_t n)
     return p;
 }
 
-static void *alloc_big(size_t n)
-{
-    return advise_big(malloc(n), n);
-}
-
 void *files_alloc_big(size_t n)
 {
-    return alloc_big(n);
+    return advise_big(malloc(n), n);
 }
 
 /* ---- reading ---- */
@@ -78,7 +73,7 @@ static int read_all_fd(const char *path, int fd, files_content_limit limit_of, u
     size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
     if (cap > FILES_MAX_BYTES)
         return tr_fail(err, TR_EINPUT, "%s: file too large (%zu bytes)", path, cap);
-    uint8_t *buf = alloc_big(cap);
+    uint8_t *buf = files_alloc_big(cap);
     if (!buf)
         return tr_fail(err, TR_ERUNTIME, "%s: out of memory", path);
     size_t len = 0, limit = 0;
@@ -289,7 +284,7 @@ static int gunzip_all(const char *path, const uint8_t *in, size_t in_len, files_
 {
     gunzip_job g = { .in = in, .in_len = in_len, .limit_of = limit_of, .cap = 4096,
                      .hint = isize_hint(in, in_len), .kind = FILES_CONTENT_CAPPED };
-    g.buf = alloc_big(g.cap);
+    g.buf = files_alloc_big(g.cap);
     g.zs = malloc(sizeof *g.zs); /* about 80 KB of tables and window: not for the stack */
     if (!g.buf || !g.zs) {
         free(g.buf);
