@@ -1774,7 +1774,7 @@ void conv_relu_pool_forward(float *out, float *pooled, int32_t *argmax, const fl
 {
 #ifdef GEN_V16
     if (conv_relu_pool_fused(C, H, W, OC, K)) {
-        if (W - K + 1 == 8)
+        if (fwd_path(C, H, W, OC, K) == PATH_PAIR16)
             fwd_pair(out, in, w, b, C, H, W, OC, K, 1, pooled, argmax);
         else
             rows_fwd(out, in, w, b, C, H, W, OC, K, 1, pooled, argmax);
