@@ -113,7 +113,10 @@ ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 
 build/test/%: CFLAGS := -O3 $(TEST_CFLAGS)
 build/asan/%: CFLAGS := $(ASAN_CFLAGS) $(TEST_CFLAGS)
+# The MPI build of the suite: Open MPI's mpicc around the same flags.
 build/mpi/%: CFLAGS := -DTRAINER_MPI -O3 $(TEST_CFLAGS)
+SUITE_CC = $(CC)
+build/mpi/%: SUITE_CC = mpicc
 
 # Each of these builds (test, asan, mpi) compiles every source once into
 # build/NAME/obj, so make -j spreads the files over the cores and a
@@ -122,24 +125,20 @@ build/mpi/%: CFLAGS := -DTRAINER_MPI -O3 $(TEST_CFLAGS)
 HDRS := $(wildcard include/*.h src/*.inc tests/unit/*.h)
 build_objs = $(patsubst $(GEN)/onnx/%.c,build/$(1)/obj/%.o,$(SRCS:src/%.c=build/$(1)/obj/%.o))
 
-define objs_rules # NAME COMPILER
+define objs_rules # NAME
 build/$(1)/obj/%.o: src/%.c $$(HDRS) $$(GEN)/onnx/onnx.pb-c.h
 	@mkdir -p $$(@D)
-	$(2) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
+	$$(SUITE_CC) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
 build/$(1)/obj/onnx.pb-c.o: $$(GEN)/onnx/onnx.pb-c.c
 	@mkdir -p $$(@D)
-	$(2) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
+	$$(SUITE_CC) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
 endef
-$(eval $(call objs_rules,test,$(CC)))
-$(eval $(call objs_rules,asan,$(CC)))
-$(eval $(call objs_rules,mpi,mpicc))
-
-build/test/trainer: $(call build_objs,test) build/test/obj/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-build/asan/trainer: $(call build_objs,asan) build/asan/obj/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(foreach b,test asan mpi,$(eval $(call objs_rules,$(b))))
 
 .SECONDEXPANSION:
+build/%/trainer: $$(call build_objs,$$*) build/%/obj/main.o
+	$(SUITE_CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 build/%/unit_tests: $$(call build_objs,$$*) $(TEST_SRCS) $(HDRS)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -o $@ $(filter %.o %.c,$^) $(LDLIBS) -lcmocka
 
@@ -156,10 +155,6 @@ build/kernels-%/kernel_tests: $(SRCS) tests/unit/main.c tests/unit/test_kernels.
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit -DKERNELS_ONLY -O1 -std=c11 $(WARN) -Werror -fopenmp -g $(KFLAGS) \
 	    $(FP_FLAGS) -o $@ $(filter %.c,$^) $(LDLIBS) -lcmocka
-
-# The MPI build of the suite: Open MPI's mpicc around the same flags.
-build/mpi/trainer: $(call build_objs,mpi) build/mpi/obj/main.o
-	mpicc $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: test-deps data
 	$(MAKE) -j$$(nproc) trainer build/test/trainer build/test/unit_tests build/asan/trainer build/asan/unit_tests build/mpi/trainer \
