@@ -29,19 +29,24 @@ void conv_relu_forward(float *out, const float *in, const float *w, const float 
 void conv_relu_pool_forward(float *out, float *pooled, int32_t *argmax, const float *in, const float *w,
                             const float *b, int C, int H, int W, int OC, int K);
 int conv_relu_pool_fused(int C, int H, int W, int OC, int K);
-/* conv_backward without din (the first layer) of a ReLU conv whose output
- * went into a 2x2 max pool of stride 2 only: dpool, argmax and pooled are
- * the pool's gradient, argmax and output. The same bits as
- * maxpool2x2_relu_backward into DOUT (OC, OH, OW), then conv_backward;
- * where conv_pool_backward_fused says so, the pool's gradient goes
- * straight into the kernel's layout and DOUT is not written. */
-void conv_pool_backward(float *dw, float *db, float *dout, const float *dpool, const int32_t *argmax,
-                        const float *pooled, const float *in, const float *w, int C, int H, int W, int OC, int K);
-int conv_pool_backward_fused(int C, int H, int W, int OC, int K);
+/* conv_pool.c: the dw and db that conv_backward adds for a ReLU conv whose
+ * output went into a 2x2 max pool of stride 2 only, from the pool's
+ * gradient, argmax and output (dpool, argmax, pooled: (OC, OH/2, OW/2)).
+ * The same sums as maxpool2x2_relu_backward then conv_backward up to
+ * rounding, but of the windows' winners only: the other outputs'
+ * gradients are zeros. Any shape; where conv_pool_weight_grads_fast says
+ * so, with 512-bit vectors, else plain loops. conv_backward takes DW NULL
+ * for din alone. */
+void conv_pool_weight_grads(float *dw, float *db, const float *dpool, const int32_t *argmax, const float *pooled,
+                            const float *in, int C, int H, int W, int OC, int K);
+int conv_pool_weight_grads_fast(int C, int H, int W, int OC, int K);
+/* "vec512-winners" where conv_pool_weight_grads_fast, else "loops". */
+const char *conv_pool_weight_grads_path(int C, int H, int W, int OC, int K);
 /* Names the kernels conv_forward and conv_backward take for a shape (HAS_DIN:
- * whether the backward pass computes din), e.g. "vec512" or "forward
- * tiled-w24, backward vec256"; "loops" is the slow plain path. */
-void conv_kernel_path(char *buf, size_t size, int has_din, int C, int H, int W, int OC, int K);
+ * whether the backward pass computes din; HAS_DW: dw, or din alone), e.g.
+ * "vec512" or "forward tiled-w24, backward vec256"; "loops" is the slow
+ * plain path. */
+void conv_kernel_path(char *buf, size_t size, int has_din, int has_dw, int C, int H, int W, int OC, int K);
 /* The plain six-loop versions: the oracle that tests hold the fast ones to. */
 void conv_forward_ref(float *out, const float *in, const float *w, const float *b,
                       int C, int H, int W, int OC, int K);

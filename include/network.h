@@ -27,8 +27,9 @@ typedef struct {
     float lr_scale;
     /* Set once by net_create, for the passes that run fused: a ReLU conv
      * whose 2x2 pool (the next layer) its kernel takes from its registers,
-     * and a pool whose backward pass runs in the first layer's kernel. */
-    int pools_in_kernel, backward_in_conv;
+     * and a 2x2 pool whose backward pass also sums the conv below's dw and
+     * db (conv_pool_weight_grads: the windows' winners only). */
+    int pools_in_kernel, conv_grads_in_pool;
 } net_layer;
 
 typedef struct {

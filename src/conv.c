@@ -81,16 +81,18 @@ static void conv_backward_loops(float *din, float *dw, float *db, const float *d
         memset(din, 0, sizeof(float) * (size_t)C * H * W);
     for (int o = 0; o < OC; o++) {
         const float *gp = dout + (size_t)o * OH * OW;
-        float s = 0.0f;
-        for (int i = 0; i < OH * OW; i++)
-            s += gp[i];
-        db[o] += s;
+        if (dw) {
+            float s = 0.0f;
+            for (int i = 0; i < OH * OW; i++)
+                s += gp[i];
+            db[o] += s;
+        }
         for (int c = 0; c < C; c++) {
             const float *ip = in + (size_t)c * H * W;
-            float *dwp = dw + ((size_t)o * C + c) * K * K;
+            float *dwp = dw ? dw + ((size_t)o * C + c) * K * K : NULL;
             const float *wp = w + ((size_t)o * C + c) * K * K;
             float *dip = din ? din + (size_t)c * H * W : NULL;
-            for (int ky = 0; ky < K; ky++)
+            for (int ky = 0; dwp && ky < K; ky++)
                 for (int kx = 0; kx < K; kx++) {
                     float acc = 0.0f;
                     for (int y = 0; y < OH; y++) {
@@ -1035,121 +1037,6 @@ static void flat_grid(float *gg, const float *dout, int OC, int OH, int OW, int 
     }
 }
 
-/* The grid of the gradient that a 2x2 max pool of stride 2 (maxpool2x2_
- * relu_backward) sends back, written straight from the pool's gradient
- * dpool, argmax and output pooled ((OC, OH/2, OW/2); OH and OW even, W at
- * most 32): each input row of a window row is 32 lanes, each window's
- * gradient (zero where its output is not > 0) spread to its two columns
- * and kept in the one its argmax names. A row's lanes past OW are zero and
- * those past W are the next row's, which is written after it; the last
- * row's stop at the grid's end. The values are the pool's bits. */
-static void flat_grid_pool(float *gg, const float *dpool, const int32_t *argmax, const float *pooled, int OC,
-                           int OH, int OW, int W, int ngp)
-{
-    const int PH = OH / 2, PW = OW / 2;
-    const __mmask16 pm = (__mmask16)((1u << PW) - 1);
-    const __m512i lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-    /* a window's input (dy, dx) is argmax - (its top left) = dy*OW + dx;
-     * lane x of a row is column x, which has dx = x % 2 */
-    const __m512i dx = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
-    const __m512i twice = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int o = 0; o < OC; o++) {
-        float *go = gg + (size_t)o * ngp;
-        for (int y = 0; y < PH; y++) {
-            const size_t q = ((size_t)o * PH + y) * PW;
-            const __m512 pv = _mm512_maskz_loadu_ps(pm, pooled + q);
-            const __mmask16 live = _mm512_mask_cmp_ps_mask(pm, pv, _mm512_setzero_ps(), _CMP_GT_OQ);
-            const __m512 g = _mm512_maskz_loadu_ps(live, dpool + q);
-            const __m512i top = _mm512_set1_epi32((int32_t)(((size_t)o * OH + 2 * (size_t)y) * OW));
-            const __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pm, argmax + q),
-                                                 _mm512_add_epi32(top, twice));
-            const __m512 g0 = _mm512_permutexvar_ps(lo, g), g1 = _mm512_permutexvar_ps(hi, g);
-            const __m512i r0 = _mm512_permutexvar_epi32(lo, rel), r1 = _mm512_permutexvar_epi32(hi, rel);
-            for (int dy = 0; dy < 2; dy++) {
-                const __m512i want = _mm512_add_epi32(dx, _mm512_set1_epi32(dy * OW));
-                float *row = go + (size_t)(2 * y + dy) * W;
-                const __m512 v0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(r0, want), g0);
-                const __m512 v1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(r1, want), g1);
-                const ptrdiff_t left = go + ngp - row; /* floats of the grid from row on */
-                if (left >= 32) {
-                    _mm512_storeu_ps(row, v0);
-                    _mm512_storeu_ps(row + 16, v1);
-                } else {
-                    _mm512_mask_storeu_ps(row, (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1), v0);
-                    _mm512_mask_storeu_ps(row + 16, (__mmask16)(left >= 16 ? (1u << (left - 16)) - 1 : 0), v1);
-                }
-            }
-        }
-        /* past the last row's 32 lanes, if the grid goes on */
-        for (ptrdiff_t i = (ptrdiff_t)(OH - 1) * W + 32; i < ngp; i++)
-            go[i] = 0.0f;
-    }
-}
-
-/* bias_grad's sums (the same order, so the same bits) over a gradient
- * held on the grid: the 8-float chunks of dout become loads from the
- * grid, in two parts where a chunk spans two rows. */
-static void flat_bias_grad(float *db, const float *gg, int ngp, int OC, int OH, int OW, int W)
-{
-    const int n = OH * OW;
-    enum { NCMAX = 128 };
-    /* Rows a multiple of 8 wide: no chunk spans two rows, and a table of
-     * where each chunk starts on the grid spares the walk below. */
-    int at[NCMAX];
-    const int nc = n / (4 * VL) * 4;
-    if (OW % VL == 0 && nc <= NCMAX) {
-        for (int k = 0, y = 0, x = 0; k < nc; k++, x += VL) { /* k * VL is at (y, x): no division */
-            if (x >= OW) {
-                x -= OW;
-                y++;
-            }
-            at[k] = y * W + x;
-        }
-        for (int o = 0; o < OC; o++) {
-            const float *go = gg + (size_t)o * ngp;
-            vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
-            for (int k = 0; k < nc; k += 4)
-                for (int u = 0; u < 4; u++)
-                    a[u] += vload(go + at[k + u]);
-            vf t = (a[0] + a[1]) + (a[2] + a[3]);
-            float s = hsum(&t);
-            for (int i = nc * VL; i < n; i++)
-                s += go[(size_t)(i / OW) * W + i % OW];
-            db[o] += s;
-        }
-        return;
-    }
-    for (int o = 0; o < OC; o++) {
-        const float *go = gg + (size_t)o * ngp;
-        vf a[4] = { vbcast(0.0f), vbcast(0.0f), vbcast(0.0f), vbcast(0.0f) };
-        int i = 0, x = 0; /* position i is at column x of row i / OW */
-        const float *row = go;
-        for (; i + 4 * VL <= n; i += 4 * VL)
-            for (int u = 0; u < 4; u++) {
-                if (x + VL <= OW) {
-                    a[u] += vload(row + x);
-                } else {
-                    const int k = OW - x; /* lanes k.. come from the next row */
-                    const __mmask16 m = (__mmask16)((1u << k) - 1);
-                    __m512 v = _mm512_maskz_loadu_ps(m, row + x);
-                    v = _mm512_mask_loadu_ps(v, (__mmask16)(0xffu & ~m), row + W - k);
-                    a[u] += (vf)_mm512_castps512_ps256(v);
-                }
-                x += VL;
-                if (x >= OW) {
-                    x -= OW;
-                    row += W;
-                }
-            }
-        vf t = (a[0] + a[1]) + (a[2] + a[3]);
-        float s = hsum(&t);
-        for (; i < n; i++)
-            s += go[(size_t)(i / OW) * W + i % OW];
-        db[o] += s;
-    }
-}
-
 static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, const float *in, int C, int H,
                                     int W, int OC, const int K)
 {
@@ -1552,10 +1439,14 @@ static const char *path_name(int path)
     }
 }
 
-void conv_kernel_path(char *buf, size_t size, int has_din, int C, int H, int W, int OC, int K)
+void conv_kernel_path(char *buf, size_t size, int has_din, int has_dw, int C, int H, int W, int OC, int K)
 {
     int f = fwd_path(C, H, W, OC, K), b = bwd_path(has_din, C, H, W, OC, K);
-    if (f == b)
+    if (!has_dw && has_din)
+        snprintf(buf, size, "forward %s, din %s", path_name(f), path_name(b));
+    else if (!has_dw)
+        snprintf(buf, size, "forward %s", path_name(f));
+    else if (f == b)
         snprintf(buf, size, "%s", path_name(f));
     else
         snprintf(buf, size, "forward %s, backward %s", path_name(f), path_name(b));
@@ -1628,13 +1519,14 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
                          int C, int H, int W, int OC, int K, int lanes)
 {
     int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
-    int padded = OWp != OW, ol = dwoc_lanes(OW, OC);
+    int padded = OWp != OW, ol = dw ? dwoc_lanes(OW, OC) : 0;
     float *pin = scratch, *pdin = pin + (size_t)C * H * Wp, *pg = pdin + (size_t)C * H * Wp;
     float *gt = padded ? pg + (size_t)OC * OH * OWp : scratch;
-    bias_grad(db, dout, OC, OH * OW);
+    if (dw)
+        bias_grad(db, dout, OC, OH * OW);
     if (padded) {
         pad_rows(pg, OWp, dout, OC, OH, OW);
-        if (!ol)
+        if (dw && !ol)
             pad_rows(pin, Wp, in, C, H, W);
     }
     const float *src = padded ? pin : in, *g = padded ? pg : dout;
@@ -1660,7 +1552,7 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     }
 #ifdef GEN_V16
     if (lanes == 16) {
-        if (!ol)
+        if (dw && !ol)
             dw_v16(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
         if (din) {
             memset(dd, 0, sizeof(float) * (size_t)C * H * is);
@@ -1669,7 +1561,7 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     } else
 #endif
     {
-        if (!ol)
+        if (dw && !ol)
             dw_v8(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
         if (din) {
             memset(dd, 0, sizeof(float) * (size_t)C * H * is);
@@ -1730,34 +1622,6 @@ void conv_relu_forward(float *out, const float *in, const float *w, const float 
     conv_forward_any(out, in, w, b, C, H, W, OC, K, 1);
 }
 
-int conv_pool_backward_fused(int C, int H, int W, int OC, int K)
-{
-#ifdef GEN_V16
-    const int OH = H - K + 1, OW = W - K + 1;
-    return bwd_path(0, C, H, W, OC, K) == PATH_FLAT16 && OH % 2 == 0 && OW % 2 == 0 && W <= 32;
-#else
-    (void)C, (void)H, (void)W, (void)OC, (void)K;
-    return 0;
-#endif
-}
-
-void conv_pool_backward(float *dw, float *db, float *dout, const float *dpool, const int32_t *argmax,
-                        const float *pooled, const float *in, const float *w, int C, int H, int W, int OC, int K)
-{
-    const int OH = H - K + 1, OW = W - K + 1;
-#ifdef GEN_V16
-    if (conv_pool_backward_fused(C, H, W, OC, K)) {
-        const int ng = (OH - 1) * W + OW, ngp = (ng + 15) / 16 * 16;
-        flat_grid_pool(scratch, dpool, argmax, pooled, OC, OH, OW, W, ngp);
-        flat_bias_grad(db, scratch, ngp, OC, OH, OW, W);
-        flat_dw(dw, scratch, NULL, in, C, H, W, OC, K);
-        return;
-    }
-#endif
-    maxpool2x2_relu_backward(dout, dpool, argmax, pooled, OC, OH, OW);
-    conv_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K);
-}
-
 int conv_relu_pool_fused(int C, int H, int W, int OC, int K)
 {
 #ifdef GEN_V16
@@ -1793,11 +1657,13 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
     case PATH_W24:
     case PATH_W8: {
         int OH = H - K + 1, OW = W - K + 1;
-        bias_grad(db, dout, OC, OH * OW);
-        if (OW == 24)
-            dw_w24_k5(dw, dout, in, C, H, W, OC);
-        else
-            dw_w8_k5_oc16(dw, dout, in, C, H, W);
+        if (dw) {
+            bias_grad(db, dout, OC, OH * OW);
+            if (OW == 24)
+                dw_w24_k5(dw, dout, in, C, H, W, OC);
+            else
+                dw_w8_k5_oc16(dw, dout, in, C, H, W);
+        }
         if (din)
             din_w8_k5_h12(din, dout, w, C, W, OC);
         return;
@@ -1810,13 +1676,16 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
         return;
 #ifdef GEN_V16
     case PATH_PAIR16: /* bias and dw as the general path, din in row pairs */
-        gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
+        if (dw)
+            gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
         if (din)
             din_pair(din, dout, w, C, OC, K);
         return;
     case PATH_FLAT16: /* no din: bwd_path takes it only for the first layer */
-        bias_grad(db, dout, OC, (H - K + 1) * (W - K + 1));
-        flat_dw(dw, scratch, dout, in, C, H, W, OC, K);
+        if (dw) {
+            bias_grad(db, dout, OC, (H - K + 1) * (W - K + 1));
+            flat_dw(dw, scratch, dout, in, C, H, W, OC, K);
+        }
         return;
 #endif
 #endif

@@ -67,16 +67,15 @@ static int pool_fused(const network *net, int i)
            conv_relu_pool_fused(l->in_c, l->in_h, l->in_w, l->out_c, l->k);
 }
 
-/* Layer I is a 2x2 pool of stride 2 on the output of the first layer, a
- * ReLU conv (so without din) whose kernel takes the pool's gradient
- * itself (conv_pool_backward_fused). */
-static int pool_back_fused(const network *net, int i)
+/* Layer I is a 2x2 pool of stride 2 on a ReLU conv's output, and
+ * conv_pool_weight_grads has a fast kernel for that conv. */
+static int pool_sums_conv_grads(const network *net, int i)
 {
-    if (i != 1)
+    if (i < 1)
         return 0;
-    const net_layer *c = &net->layers[0], *p = &net->layers[1];
+    const net_layer *c = &net->layers[i - 1], *p = &net->layers[i];
     return c->kind == LAYER_CONV && c->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
-           conv_pool_backward_fused(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+           conv_pool_weight_grads_fast(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
 }
 
 int net_create(network *net, const config *cfg, tr_error *err)
@@ -120,7 +119,7 @@ int net_create(network *net, const config *cfg, tr_error *err)
     net->nlayers = cfg->nlayers;
     for (int i = 0; i < net->nlayers; i++) {
         net->layers[i].pools_in_kernel = pool_fused(net, i);
-        net->layers[i].backward_in_conv = pool_back_fused(net, i);
+        net->layers[i].conv_grads_in_pool = pool_sums_conv_grads(net, i);
     }
     net->nparams = off;
     net->params = tr_alloc_aligned(off * sizeof(float), err);
@@ -144,16 +143,19 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
     for (int i = 0; i < net->nlayers && n < size; i++) {
         const net_layer *l = &net->layers[i];
         char path[96];
-        if (l->kind == LAYER_CONV)
-            conv_kernel_path(path, sizeof path, i > 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
-        else if (i > 0 && net->layers[i - 1].pools_in_kernel && l->backward_in_conv)
-            snprintf(path, sizeof path, "in %s's kernel", net->layers[i - 1].name);
+        const int dw_by_pool = i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
+        if (l->kind == LAYER_CONV && dw_by_pool) {
+            char fd[64];
+            conv_kernel_path(fd, sizeof fd, i > 0, 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+            snprintf(path, sizeof path, "%s, dw %s", fd,
+                     conv_pool_weight_grads_path(l->in_c, l->in_h, l->in_w, l->out_c, l->k));
+        } else if (l->kind == LAYER_CONV)
+            conv_kernel_path(path, sizeof path, i > 0, 1, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
+        else if (l->conv_grads_in_pool && i == 1 && net->layers[0].pools_in_kernel) /* no din to spread the gradient for */
+            snprintf(path, sizeof path, "in %s's kernels", net->layers[0].name);
         else if (i > 0 && net->layers[i - 1].pools_in_kernel)
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
                      maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
-        else if (l->backward_in_conv)
-            snprintf(path, sizeof path, "forward %s, backward in %s's kernel", maxpool_forward_kernel_path(l->k, l->s),
-                     net->layers[i - 1].name);
         else if (l->kind == LAYER_MAXPOOL)
             pool_path(path, sizeof path, l);
         else
@@ -359,18 +361,21 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
             relu_backward(ws->dcur, ws->acts[i + 1], (int)l->out_size);
         masked = 0;
         switch (l->kind) {
-        case LAYER_CONV:
-            conv_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+        case LAYER_CONV: {
+            const int dw_done = i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
+            conv_backward(din, dw_done ? NULL : grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
                           params + l->w_off, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
             break;
+        }
         case LAYER_MAXPOOL:
             if (!din)
                 break;
-            if (l->backward_in_conv) { /* the pool's and the first layer's backward in one */
-                const net_layer *c = &net->layers[0];
-                conv_pool_backward(grad + c->w_off, grad + c->b_off, din, ws->dcur, ws->argmax[i], ws->acts[i + 1],
-                                   ws->acts[0], params + c->w_off, c->in_c, c->in_h, c->in_w, c->out_c, c->k);
-                return loss;
+            if (l->conv_grads_in_pool) { /* the conv below's dw and db, from the windows' winners */
+                const net_layer *c = &net->layers[i - 1];
+                conv_pool_weight_grads(grad + c->w_off, grad + c->b_off, ws->dcur, ws->argmax[i], ws->acts[i + 1],
+                                       ws->acts[i - 1], c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+                if (i == 1) /* the first layer has no din: nothing left to do */
+                    return loss;
             }
             if (net->layers[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
                 maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i + 1], l->in_c, l->in_h,
