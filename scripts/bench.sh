@@ -9,7 +9,10 @@
 # evaluation excluded: the trainer's own samples_per_s), GFLOP/s from the
 # FLOP count the trainer computes from the network and prints at start-up
 # (1.705 MFLOP per training sample for the default network: 852,480
-# multiply-adds, forward 322,560, backward 529,920), the share of the FMA
+# multiply-adds, forward 322,560, backward 529,920: the dense computation's
+# count; a layer whose dw sums its pool windows' winners only, "dw
+# vec512-winners", does a quarter of its dw's, so GFLOP/s are dense-
+# equivalent where the kernels line says so), the share of the FMA
 # peaks measured by a small loop (512-bit where the CPU has it, and 256-bit),
 # thread scaling, PyTorch side by side where it is installed
 # (scripts/bench_torch.py), a sweep over network shapes with each layer's
@@ -153,6 +156,9 @@ train_once "$TRAINER" 1 64 probe --set data.limit=64 --set data.test_limit=10
 MFLOP_PER_SAMPLE=$(flops_of probe)
 [ -n "$MFLOP_PER_SAMPLE" ] || MFLOP_PER_SAMPLE=1.70496 # an older trainer: the default network's count
 echo "network ($CONFIG): $MFLOP_PER_SAMPLE MFLOP per training sample; kernels: $(kernels_of probe)"
+case "$(kernels_of probe)" in *winners*)
+    echo "  (GFLOP/s below are dense-equivalent: the layers whose dw is 'winners' multiply only their pool windows' winners, a quarter of that dw's FLOPs)" ;;
+esac
 echo "(samples/s is the median; min..max shows the spread: on a shared machine the max is the closest to an idle one)"
 echo "training: $REPEATS one-epoch runs per cell over $([ "$LIMIT" = 0 ] && echo "all 60,000" || echo "$LIMIT") training images; samples/s from the trainer (loading and evaluation excluded)"
 echo

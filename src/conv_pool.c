@@ -23,7 +23,7 @@ enum { PAIRS_MAX = 24 * 1024, WINNERS_MAX = 1024, TILE_MAX = 4096 };
 static _Thread_local float pairs[PAIRS_MAX + 16] __attribute__((aligned(64)));
 static _Thread_local float win_g[WINNERS_MAX + 16] __attribute__((aligned(64)));
 static _Thread_local int32_t win_at[WINNERS_MAX + 16] __attribute__((aligned(64)));
-static _Thread_local float tiles[TILE_MAX + 16] __attribute__((aligned(64)));
+static _Thread_local float tiles[2 * (TILE_MAX + 32)] __attribute__((aligned(64)));
 
 /* Floats of the row-pair copy of an input (C, H, W). */
 static size_t pairs_floats(int C, int H, int W)
@@ -174,29 +174,41 @@ static inline __attribute__((always_inline)) void patch_sums(float *tile, const 
     }
 }
 
+/* dw[o] += the tile (nt floats, 64-byte aligned). */
+static void add_tile(float *dw, const float *t, size_t nt)
+{
+    size_t i = 0;
+    for (; i + 16 <= nt; i += 16)
+        _mm512_storeu_ps(dw + i, _mm512_add_ps(_mm512_loadu_ps(dw + i), _mm512_load_ps(t + i)));
+    if (i < nt) {
+        const __mmask16 m = (__mmask16)((1u << (nt - i)) - 1);
+        _mm512_mask_storeu_ps(dw + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dw + i), _mm512_load_ps(t + i)));
+    }
+}
+
+/* Two tiles, one a filter: filter o's goes into dw while filter o + 1's
+ * is summed, so that its loads come long after its stores (right after
+ * them, they span several stores, which cannot be forwarded: a stall per
+ * load). */
 static inline __attribute__((always_inline)) void sparse_dw_k(float *dw, float *db, const float *dpool,
                                                               const int32_t *argmax, const float *pooled,
                                                               int C, int H, int W, int OC, const int K)
 {
     const int OH = H - K + 1, OW = W - K + 1;
-    const size_t plane = 2 * (size_t)H * W, nt = (size_t)C * K * K;
+    const size_t plane = 2 * (size_t)H * W, nt = (size_t)C * K * K, stride = (nt + 16 + 15) / 16 * 16;
     const tap_map map = make_tap_map(K);
     for (int o = 0; o < OC; o++) {
+        float *t = tiles + (o % 2) * stride;
         const int n = winners(win_g, win_at, db, dpool, argmax, pooled, o, OH, OW, W);
         int c = 0;
         for (; c + 1 < C; c += 2)
-            patch_sums(tiles, pairs, win_g, win_at, n, c, plane, W, &map, 2, K);
+            patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 2, K);
         if (c < C)
-            patch_sums(tiles, pairs, win_g, win_at, n, c, plane, W, &map, 1, K);
-        float *d = dw + (size_t)o * nt;
-        size_t i = 0;
-        for (; i + 16 <= nt; i += 16)
-            _mm512_storeu_ps(d + i, _mm512_add_ps(_mm512_loadu_ps(d + i), _mm512_load_ps(tiles + i)));
-        if (i < nt) {
-            const __mmask16 m = (__mmask16)((1u << (nt - i)) - 1);
-            _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + i), _mm512_load_ps(tiles + i)));
-        }
+            patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 1, K);
+        if (o > 0)
+            add_tile(dw + (size_t)(o - 1) * nt, tiles + ((o - 1) % 2) * stride, nt);
     }
+    add_tile(dw + (size_t)(OC - 1) * nt, tiles + ((OC - 1) % 2) * stride, nt);
 }
 
 static void sparse_dw(float *dw, float *db, const float *dpool, const int32_t *argmax, const float *pooled,
