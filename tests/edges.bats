@@ -88,10 +88,14 @@ wait_for_file() { # PATH
 @test "a second signal during the stop exits at once and says no checkpoint was written" {
     local -a ARGS
     small_argv "$D"
-    # Batches of 1000: the two signals, sent back to back, land in one batch.
-    # Two different signals, since a second SIGINT sent while the first is
-    # still pending would merge with it; the handler treats them alike.
-    start twice train "${ARGS[@]}" --set data.limit=3000 --set train.batch_size=1000 --set train.epochs=3
+    # Batches of 1000 on a network about 10 times the default's work: the two
+    # signals, sent back to back, land in the first batch (on the default
+    # network an epoch of 3000 images can end, and write its checkpoint, in
+    # the time the poll takes to see the start line). Two different signals,
+    # since a second SIGINT sent while the first is still pending would merge
+    # with it; the handler treats them alike.
+    start twice train "${ARGS[@]}" --set data.limit=3000 --set train.batch_size=1000 --set train.epochs=3 \
+        --set layer.conv1.filters=32 --set layer.conv2.filters=64
     wait_for "$PID" "$D/twice.out" '^model: ' 120 || fail "never started" "$(cat "$D/twice.err")"
     kill -INT "$PID"
     kill -TERM "$PID"
