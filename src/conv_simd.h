@@ -1,0 +1,117 @@
+/* conv_simd.h - what the files of the convolution kernels (conv.c, the
+ * dispatch, and conv_*.c, one per kernel family) share; internal to them:
+ * layers.h is the module's interface. It holds the vector types with their
+ * inline helpers (inline, so that every kernel keeps them in registers),
+ * and the convk_ kernels that conv.c's dispatch calls across files. Those
+ * take pointers and scalars only, never a vector, so no vector ABI crosses
+ * a file whatever the target. */
+#ifndef TRAINER_CONV_SIMD_H
+#define TRAINER_CONV_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- Fast kernels ----
+ *
+ * The hot shapes (5x5 kernels whose output rows are 8 or 24 wide, as in the
+ * default network) get register-blocked kernels written with GCC/Clang
+ * vector types: 8 floats per vector, loads and stores through memcpy so no
+ * alignment is assumed, and FMAs from -ffp-contract=fast. Every sum runs in
+ * an order fixed by the shape alone, so a sample's result does not depend on
+ * the thread or buffer that computes it. Other shapes, and compilers
+ * without vector types, take the loop kernels (conv.c). */
+
+#if defined(__GNUC__) && !defined(TRAINER_NO_VECTORS)
+#define CONV_VECTORS 1
+#if !defined(__clang__)
+/* Only static functions see vector arguments; no ABI crosses a file. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+typedef float vf __attribute__((vector_size(32)));
+enum { VL = 8 };
+
+static inline vf vload(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Vector arguments go by pointer: by value they would raise GCC's ABI
+ * note on targets without AVX. */
+static inline void vstore(float *p, const vf *v)
+{
+    memcpy(p, v, sizeof *v);
+}
+
+static inline vf vbcast(float x)
+{
+    return (vf){ x, x, x, x, x, x, x, x };
+}
+
+/* max(x, 0) lane by lane; NaN gives 0, as relu_forward does. */
+static inline vf vrelu(const vf *x)
+{
+    typedef int vi __attribute__((vector_size(32)));
+    vi keep = *x > vbcast(0.0f);
+    return (vf)((vi)*x & keep);
+}
+
+/* A fixed pairwise order: the same bits for the same vector. */
+static inline float hsum(const vf *p)
+{
+    vf v = *p;
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+/* Targets with 32 vector registers (AVX-512VL, also for 256-bit vectors)
+ * take twice the accumulators; AVX2 and SSE have 16. */
+#if defined(__AVX512VL__)
+enum { WIDE = 2 };
+#else
+enum { WIDE = 1 };
+#endif
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* GCC folds a loaded vector into every FMA that uses it as a memory
+ * operand, so a vector used by 4 FMAs is loaded 4 times (often across a
+ * cache line). An empty asm that claims to change it keeps it in a
+ * register. No instructions; elsewhere a no-op. */
+#if defined(__AVX512F__)
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+#elif defined(__AVX__)
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
+
+/* 512-bit vectors where the CPU has AVX-512: the general kernels' 16-lane
+ * width and the vec512 families. */
+#if defined(__AVX512F__)
+#define GEN_V16 1
+#include <immintrin.h>
+typedef float vz __attribute__((vector_size(64)));
+#endif
+
+/* The helpers per width (vload_v8, vbcast_v16, ...). */
+#define TV vf
+#define TL 8
+#define TN(x) x##_v8
+#include "conv_vec.inc"
+#undef TV
+#undef TL
+#undef TN
+#ifdef GEN_V16
+#define TV vz
+#define TL 16
+#define TN(x) x##_v16
+#include "conv_vec.inc"
+#undef TV
+#undef TL
+#undef TN
+#endif
+#endif /* CONV_VECTORS */
+
+#endif
