@@ -112,6 +112,17 @@ typedef float vz __attribute__((vector_size(64)));
 #undef TL
 #undef TN
 #endif
+
+/* conv_tiled.c: 5x5 filters, output rows 24 or 8 wide (the shapes that
+ * fwd_path and bwd_path send), and db for every vector path. */
+void convk_fwd_w24_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
+                      int W, int OC, int relu);
+void convk_fwd_w8_k5(float *out, const float *in, const float *w, const float *b, int C, int H,
+                     int W, int OC, int relu);
+void convk_bias_grad(float *db, const float *dout, int OC, int n);
+void convk_dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H, int W, int OC);
+void convk_dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W);
+void convk_din_w8_k5_h12(float *din, const float *dout, const float *w, int C, int W, int OC);
 #endif /* CONV_VECTORS */
 
 #endif
