@@ -123,6 +123,22 @@ void convk_bias_grad(float *db, const float *dout, int OC, int n);
 void convk_dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H, int W, int OC);
 void convk_dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W);
 void convk_din_w8_k5_h12(float *din, const float *dout, const float *w, int C, int W, int OC);
+
+#ifdef GEN_V16
+/* conv_oc.c: vectors along the output channels. dwt16 takes dout as
+ * dout_t16 transposes it; fwdoc takes WT with fwdoc_floats of room, for
+ * the weights transposed. */
+void convk_dout_t16(float *gt, int OCp, const float *dout, int OC, int np);
+void convk_dwt16(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C, int OC, int OH,
+                 int OW, int K);
+/* Floats of the transposed weights. */
+static inline size_t fwdoc_floats(int C, int OC, int K)
+{
+    return (size_t)C * K * K * ((OC + 15) / 16 * 16);
+}
+void convk_fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
+                 int OC, int K, int relu);
+#endif
 #endif /* CONV_VECTORS */
 
 #endif
