@@ -138,6 +138,11 @@ static inline size_t fwdoc_floats(int C, int OC, int K)
 }
 void convk_fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
                  int OC, int K, int relu);
+
+/* conv_rowpairs.c: output rows 8 wide, two to a vector. */
+void convk_din_pair(float *din, const float *dout, const float *w, int C, int OC, int K);
+void convk_fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                    int K, int relu, float *pooled, int32_t *argmax);
 #endif
 #endif /* CONV_VECTORS */
 
