@@ -143,6 +143,18 @@ void convk_fwdoc(float *out, const float *in, const float *w, const float *b, fl
 void convk_din_pair(float *din, const float *dout, const float *w, int C, int OC, int K);
 void convk_fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                     int K, int relu, float *pooled, int32_t *argmax);
+
+/* conv_flat.c: the input's grid. flat_dw takes GG with flat_dw_floats of
+ * room, for dout spread onto the grid. */
+void convk_flat_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                    int K, int relu);
+/* Floats of gg: OC x the grid's vectors. */
+static inline size_t flat_dw_floats(int H, int W, int OC, int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, ng = (OH - 1) * W + OW;
+    return (size_t)OC * ((ng + 15) / 16 * 16);
+}
+void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K);
 #endif
 #endif /* CONV_VECTORS */
 
