@@ -155,6 +155,10 @@ static inline size_t flat_dw_floats(int H, int W, int OC, int K)
     return (size_t)OC * ((ng + 15) / 16 * 16);
 }
 void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K);
+
+/* conv_rows.c: output rows 17 to 31 wide, along the output. */
+void convk_rows_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
+                    int K, int relu, float *pooled, int32_t *argmax);
 #endif
 #endif /* CONV_VECTORS */
 
