@@ -120,40 +120,6 @@ static void conv_backward_loops(float *din, float *dw, float *db, const float *d
     }
 }
 
-#ifdef CONV_VECTORS
-
-/* ---- General kernels (conv_tile.inc), for any filter count, K <= 7 ----
- * Instantiated with 8 lanes everywhere and with 16 where the CPU has
- * AVX-512. Rows whose width is not a multiple of the lanes are padded
- * with zeros into a per-thread scratch and the valid part copied back. */
-#if defined(__AVX512F__)
-#define GEN_NR 32
-#else
-#define GEN_NR 16
-#endif
-#define TV vf
-#define TL 8
-#define TN(x) x##_v8
-#define TNR GEN_NR
-#include "conv_tile.inc"
-#undef TV
-#undef TL
-#undef TN
-#undef TNR
-#ifdef GEN_V16
-#define TV vz
-#define TL 16
-#define TN(x) x##_v16
-#define TNR GEN_NR
-#include "conv_tile.inc"
-#undef TV
-#undef TL
-#undef TN
-#undef TNR
-#endif
-
-#endif /* CONV_VECTORS */
-
 /* ---- Which kernel runs a shape ----
  * The hand-tiled kernels above for the shapes they were written for (where
  * measured faster), the general ones for every other shape with K <= 7 whose
@@ -178,52 +144,6 @@ enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_F
 /* Per thread, reused by every call: the padded copies of one sample. */
 #define SCRATCH_FLOATS (64 * 1024)
 static _Thread_local float scratch[SCRATCH_FLOATS] __attribute__((aligned(64)));
-
-static int round_up(int n, int m)
-{
-    return (n + m - 1) / m * m;
-}
-
-/* Lanes for rows OW wide: 16 above 8 (a row's last chunk overlaps the one
- * before; rows of 9 to 15 are padded to 16, measured 1.25-1.5x faster than
- * two overlapping 8-lane chunks); 8 up to 8, narrower rows padded to 8. */
-static int gen_lanes(int OW)
-{
-#if defined(GEN_V16) && !defined(GEN_FORCE8)
-    if (OW > 8)
-        return 16;
-#endif
-    (void)OW;
-    return 8;
-}
-
-/* dw with vectors along the output channels (dwoc) for rows narrower than
- * 16, where row vectors would leave few positions per horizontal sum; its
- * lanes: 16 where there are more than 8 channels and AVX-512. */
-static int dwoc_lanes(int OW, int OC)
-{
-    if (OW >= 16)
-        return 0;
-#if defined(GEN_V16) && !defined(GEN_FORCE8)
-    if (OC > 8)
-        return 16;
-#endif
-    (void)OC;
-    return 8;
-}
-
-/* Floats of scratch the general path needs: where rows are padded, the
- * input padded to rows OWp+K-1 wide, din as the input and the gradient
- * padded to OWp; then dout transposed for dwoc. */
-static size_t gen_scratch(int C, int H, int W, int OC, int K)
-{
-    int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = OW < lanes ? lanes : OW;
-    int Wp = OWp + K - 1, ol = dwoc_lanes(OW, OC);
-    size_t n = OWp != OW ? 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp : 0;
-    if (ol)
-        n += (size_t)OH * OW * round_up(OC, ol);
-    return n;
-}
 #endif
 
 static int fwd_path(int C, int H, int W, int OC, int K)
@@ -316,127 +236,6 @@ void conv_kernel_path(char *buf, size_t size, int has_din, int has_dw, int C, in
         snprintf(buf, size, "forward %s, backward %s", path_name(f), path_name(b));
 }
 
-#ifdef CONV_VECTORS
-/* Copies C planes of H rows, W wide, into rows WP wide, zero past W. The
- * rows are short (W is at most the padded width of one or two vectors):
- * with AVX-512 each 16 floats are one masked load and store, where a
- * memcpy and a memset call a row cost more than the kernel's own loads
- * (the 3x3 network's conv2 backward: about 7% of its training time). */
-static void pad_rows(float *dst, int WP, const float *src, int C, int H, int W)
-{
-    for (size_t r = 0; r < (size_t)C * H; r++) {
-#ifdef GEN_V16
-        for (int x = 0; x < WP; x += 16) {
-            const __mmask16 in = (__mmask16)(W - x >= 16 ? 0xffffu : W > x ? (1u << (W - x)) - 1 : 0);
-            const __mmask16 out = (__mmask16)(WP - x >= 16 ? 0xffffu : (1u << (WP - x)) - 1);
-            _mm512_mask_storeu_ps(dst + r * WP + x, out, _mm512_maskz_loadu_ps(in, src + r * W + x));
-        }
-#else
-        memcpy(dst + r * WP, src + r * W, sizeof(float) * (size_t)W);
-        memset(dst + r * WP + W, 0, sizeof(float) * (size_t)(WP - W));
-#endif
-    }
-}
-
-static void unpad_rows(float *dst, const float *src, int WP, int C, int H, int W)
-{
-    for (size_t r = 0; r < (size_t)C * H; r++) {
-#ifdef GEN_V16
-        for (int x = 0; x < W; x += 16) {
-            const __mmask16 m = (__mmask16)(W - x >= 16 ? 0xffffu : (1u << (W - x)) - 1);
-            _mm512_mask_storeu_ps(dst + r * W + x, m, _mm512_maskz_loadu_ps(m, src + r * WP + x));
-        }
-#else
-        memcpy(dst + r * W, src + r * WP, sizeof(float) * (size_t)W);
-#endif
-    }
-}
-
-static void gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
-                        int OC, int K, int relu, int lanes)
-{
-    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
-    float *pin = scratch, *pout = scratch + (size_t)C * H * Wp;
-    int padded = OWp != OW;
-    if (padded)
-        pad_rows(pin, Wp, in, C, H, W);
-    const float *src = padded ? pin : in;
-    float *dst = padded ? pout : out;
-    int is = padded ? Wp : W;
-#ifdef GEN_V16
-    if (lanes == 16) {
-        fwd_args_v16 a = { dst, src, w, b, OH * OWp, OWp, H * is, is, C * K * K, K * K, K, 1,
-                           C, OC, OH, OWp, K, relu };
-        fwd_v16(&a);
-    } else
-#endif
-    {
-        fwd_args_v8 a = { dst, src, w, b, OH * OWp, OWp, H * is, is, C * K * K, K * K, K, 1,
-                          C, OC, OH, OWp, K, relu };
-        fwd_v8(&a);
-    }
-    if (padded)
-        unpad_rows(out, pout, OWp, OC, OH, OW);
-}
-
-static void gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
-                         int C, int H, int W, int OC, int K, int lanes)
-{
-    int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
-    int padded = OWp != OW, ol = dw ? dwoc_lanes(OW, OC) : 0;
-    float *pin = scratch, *pdin = pin + (size_t)C * H * Wp, *pg = pdin + (size_t)C * H * Wp;
-    float *gt = padded ? pg + (size_t)OC * OH * OWp : scratch;
-    if (dw)
-        convk_bias_grad(db, dout, OC, OH * OW);
-    if (padded) {
-        pad_rows(pg, OWp, dout, OC, OH, OW);
-        if (dw && !ol)
-            pad_rows(pin, Wp, in, C, H, W);
-    }
-    const float *src = padded ? pin : in, *g = padded ? pg : dout;
-    float *dd = padded ? pdin : din;
-    int is = padded ? Wp : W;
-    if (ol) {
-        int OCp = round_up(OC, ol), np = OH * OW;
-#ifdef GEN_V16
-        if (ol == 16) {
-            convk_dout_t16(gt, OCp, dout, OC, np);
-            convk_dwt16(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
-        } else
-#endif
-        {
-            for (int pos = 0; pos < np; pos++) {
-                for (int o = 0; o < OC; o++)
-                    gt[(size_t)pos * OCp + o] = dout[(size_t)o * np + pos];
-                for (int o = OC; o < OCp; o++)
-                    gt[(size_t)pos * OCp + o] = 0.0f;
-            }
-            dwoc_v8(dw, gt, OCp, in, H, W, C, OC, OH, OW, K);
-        }
-    }
-#ifdef GEN_V16
-    if (lanes == 16) {
-        if (dw && !ol)
-            dw_v16(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
-        if (din) {
-            memset(dd, 0, sizeof(float) * (size_t)C * H * is);
-            din_v16(dd, H * is, is, g, OH * OWp, OWp, w, C, OC, OH, OWp, K);
-        }
-    } else
-#endif
-    {
-        if (dw && !ol)
-            dw_v8(dw, g, OH * OWp, OWp, src, H * is, is, C, OC, OH, OWp, K);
-        if (din) {
-            memset(dd, 0, sizeof(float) * (size_t)C * H * is);
-            din_v8(dd, H * is, is, g, OH * OWp, OWp, w, C, OC, OH, OWp, K);
-        }
-    }
-    if (din && padded)
-        unpad_rows(din, pdin, Wp, C, H, W);
-}
-#endif
-
 static void conv_forward_any(float *out, const float *in, const float *w, const float *b,
                              int C, int H, int W, int OC, int K, int relu)
 {
@@ -449,10 +248,10 @@ static void conv_forward_any(float *out, const float *in, const float *w, const 
         convk_fwd_w8_k5(out, in, w, b, C, H, W, OC, relu);
         return;
     case PATH_GEN8:
-        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 8);
+        convk_gen_forward(out, in, w, b, C, H, W, OC, K, relu, 8, scratch);
         return;
     case PATH_GEN16:
-        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 16);
+        convk_gen_forward(out, in, w, b, C, H, W, OC, K, relu, 16, scratch);
         return;
 #ifdef GEN_V16
     case PATH_PAIR16:
@@ -533,15 +332,15 @@ void conv_backward(float *din, float *dw, float *db, const float *dout,
         return;
     }
     case PATH_GEN8:
-        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 8);
+        convk_gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 8, scratch);
         return;
     case PATH_GEN16:
-        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 16);
+        convk_gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 16, scratch);
         return;
 #ifdef GEN_V16
     case PATH_PAIR16: /* bias and dw as the general path, din in row pairs */
         if (dw)
-            gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8);
+            convk_gen_backward(NULL, dw, db, dout, in, w, C, H, W, OC, K, 8, scratch);
         if (din)
             convk_din_pair(din, dout, w, C, OC, K);
         return;

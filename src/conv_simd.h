@@ -124,6 +124,61 @@ void convk_dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H
 void convk_dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W);
 void convk_din_w8_k5_h12(float *din, const float *dout, const float *w, int C, int W, int OC);
 
+/* conv_general.c: any filter count, K <= 7; the path choice asks its
+ * lanes and scratch of these, and gen_backward its lanes for dw along the
+ * output channels. */
+static inline int round_up(int n, int m)
+{
+    return (n + m - 1) / m * m;
+}
+
+/* Lanes for rows OW wide: 16 above 8 (a row's last chunk overlaps the one
+ * before; rows of 9 to 15 are padded to 16, measured 1.25-1.5x faster than
+ * two overlapping 8-lane chunks); 8 up to 8, narrower rows padded to 8. */
+static inline int gen_lanes(int OW)
+{
+#if defined(GEN_V16) && !defined(GEN_FORCE8)
+    if (OW > 8)
+        return 16;
+#endif
+    (void)OW;
+    return 8;
+}
+
+/* dw with vectors along the output channels (dwoc) for rows narrower than
+ * 16, where row vectors would leave few positions per horizontal sum; its
+ * lanes: 16 where there are more than 8 channels and AVX-512. */
+static inline int dwoc_lanes(int OW, int OC)
+{
+    if (OW >= 16)
+        return 0;
+#if defined(GEN_V16) && !defined(GEN_FORCE8)
+    if (OC > 8)
+        return 16;
+#endif
+    (void)OC;
+    return 8;
+}
+
+/* Floats of scratch the general path needs: where rows are padded, the
+ * input padded to rows OWp+K-1 wide, din as the input and the gradient
+ * padded to OWp; then dout transposed for dwoc. */
+static inline size_t gen_scratch(int C, int H, int W, int OC, int K)
+{
+    int OH = H - K + 1, OW = W - K + 1, lanes = gen_lanes(OW), OWp = OW < lanes ? lanes : OW;
+    int Wp = OWp + K - 1, ol = dwoc_lanes(OW, OC);
+    size_t n = OWp != OW ? 2 * (size_t)C * H * Wp + (size_t)OC * OH * OWp : 0;
+    if (ol)
+        n += (size_t)OH * OW * round_up(OC, ol);
+    return n;
+}
+
+/* LANES: gen_lanes; SCRATCH: gen_scratch floats. */
+void convk_gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
+                       int OC, int K, int relu, int lanes, float *scratch);
+void convk_gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                        int C, int H, int W, int OC, int K, int lanes, float *scratch);
+
 #ifdef GEN_V16
 /* conv_oc.c: vectors along the output channels. dwt16 takes dout as
  * dout_t16 transposes it; fwdoc takes WT with fwdoc_floats of room, for
