@@ -1,3 +1,9 @@
+/* conv.c - the convolution layer: the plain reference kernels (the tests'
+ * oracle), the loop kernels for any shape, and the dispatch: which kernel
+ * runs a shape (fwd_path, bwd_path; conv_kernel_path names it) and the
+ * entry points of layers.h. The vector kernels live one family to a file:
+ * conv_tiled.c, conv_general.c, conv_rowpairs.c, conv_flat.c, conv_rows.c
+ * and conv_oc.c; conv_simd.h holds what they share. */
 #include <stdio.h>
 #include <string.h>
 
@@ -121,9 +127,10 @@ static void conv_backward_loops(float *din, float *dw, float *db, const float *d
 }
 
 /* ---- Which kernel runs a shape ----
- * The hand-tiled kernels above for the shapes they were written for (where
- * measured faster), the general ones for every other shape with K <= 7 whose
- * padded buffers fit the scratch, the loops for the rest. */
+ * The hand-tiled kernels (conv_tiled.c) for the shapes they were written
+ * for (where measured faster), the general ones (conv_general.c) for every
+ * other shape with K <= 7 whose padded buffers fit the scratch, the loops
+ * for the rest. */
 
 #ifndef GEN_FWD_W24
 #define GEN_FWD_W24 0
@@ -141,7 +148,9 @@ static void conv_backward_loops(float *din, float *dw, float *db, const float *d
 enum { PATH_LOOPS, PATH_W24, PATH_W8, PATH_GEN8, PATH_GEN16, PATH_PAIR16, PATH_FLAT16, PATH_OC16, PATH_ROWS16 };
 
 #ifdef CONV_VECTORS
-/* Per thread, reused by every call: the padded copies of one sample. */
+/* Per thread, reused by every call: the padded copies of one sample (the
+ * general kernels), fwdoc's transposed weights, flat_dw's grid; the path
+ * choice checks that a shape's fit before the dispatch hands it over. */
 #define SCRATCH_FLOATS (64 * 1024)
 static _Thread_local float scratch[SCRATCH_FLOATS] __attribute__((aligned(64)));
 #endif

@@ -1,10 +1,11 @@
-/* conv_simd.h - what the files of the convolution kernels (conv.c, the
- * dispatch, and conv_*.c, one per kernel family) share; internal to them:
- * layers.h is the module's interface. It holds the vector types with their
- * inline helpers (inline, so that every kernel keeps them in registers),
- * and the convk_ kernels that conv.c's dispatch calls across files. Those
- * take pointers and scalars only, never a vector, so no vector ABI crosses
- * a file whatever the target. */
+/* conv_simd.h - what the files of the convolution layer share (conv.c, the
+ * dispatch, and conv_*.c, one file per kernel family); internal to them,
+ * layers.h being the layer's interface. The vector types with their
+ * helpers, static inline in every file so that the kernels keep their
+ * vectors in registers; then per family, the convk_ kernels that the
+ * dispatch calls and the scratch sizes that the path choice asks. The
+ * convk_ functions take pointers and scalars only: no vector crosses a
+ * file. */
 #ifndef TRAINER_CONV_SIMD_H
 #define TRAINER_CONV_SIMD_H
 
@@ -124,9 +125,10 @@ void convk_dw_w24_k5(float *dw, const float *dout, const float *in, int C, int H
 void convk_dw_w8_k5_oc16(float *dw, const float *dout, const float *in, int C, int H, int W);
 void convk_din_w8_k5_h12(float *din, const float *dout, const float *w, int C, int W, int OC);
 
-/* conv_general.c: any filter count, K <= 7; the path choice asks its
- * lanes and scratch of these, and gen_backward its lanes for dw along the
+/* conv_general.c: any filter count, K <= 7. The path choice asks the
+ * lanes and the scratch below, gen_backward the lanes of dw along the
  * output channels. */
+
 static inline int round_up(int n, int m)
 {
     return (n + m - 1) / m * m;
@@ -180,20 +182,6 @@ void convk_gen_backward(float *din, float *dw, float *db, const float *dout, con
                         int C, int H, int W, int OC, int K, int lanes, float *scratch);
 
 #ifdef GEN_V16
-/* conv_oc.c: vectors along the output channels. dwt16 takes dout as
- * dout_t16 transposes it; fwdoc takes WT with fwdoc_floats of room, for
- * the weights transposed. */
-void convk_dout_t16(float *gt, int OCp, const float *dout, int OC, int np);
-void convk_dwt16(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C, int OC, int OH,
-                 int OW, int K);
-/* Floats of the transposed weights. */
-static inline size_t fwdoc_floats(int C, int OC, int K)
-{
-    return (size_t)C * K * K * ((OC + 15) / 16 * 16);
-}
-void convk_fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
-                 int OC, int K, int relu);
-
 /* conv_rowpairs.c: output rows 8 wide, two to a vector. */
 void convk_din_pair(float *din, const float *dout, const float *w, int C, int OC, int K);
 void convk_fwd_pair(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
@@ -214,6 +202,20 @@ void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int
 /* conv_rows.c: output rows 17 to 31 wide, along the output. */
 void convk_rows_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                     int K, int relu, float *pooled, int32_t *argmax);
+
+/* conv_oc.c: vectors along the output channels. dwt16 takes dout as
+ * dout_t16 transposes it; fwdoc takes WT with fwdoc_floats of room, for
+ * the weights transposed. */
+void convk_dout_t16(float *gt, int OCp, const float *dout, int OC, int np);
+void convk_dwt16(float *dw, const float *gt, int OCp, const float *in, int H, int W, int C, int OC, int OH,
+                 int OW, int K);
+/* Floats of the transposed weights. */
+static inline size_t fwdoc_floats(int C, int OC, int K)
+{
+    return (size_t)C * K * K * ((OC + 15) / 16 * 16);
+}
+void convk_fwdoc(float *out, const float *in, const float *w, const float *b, float *wt, int C, int H, int W,
+                 int OC, int K, int relu);
 #endif
 #endif /* CONV_VECTORS */
 
