@@ -72,8 +72,8 @@ static void unpad_rows(float *dst, const float *src, int WP, int C, int H, int W
     }
 }
 
-void convk_gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
-                       int OC, int K, int relu, int lanes, float *scratch)
+static void gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
+                        int OC, int K, int relu, int lanes, float *scratch)
 {
     int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
     float *pin = scratch, *pout = scratch + (size_t)C * H * Wp;
@@ -99,8 +99,8 @@ void convk_gen_forward(float *out, const float *in, const float *w, const float 
         unpad_rows(out, pout, OWp, OC, OH, OW);
 }
 
-void convk_gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
-                        int C, int H, int W, int OC, int K, int lanes, float *scratch)
+static void gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                         int C, int H, int W, int OC, int K, int lanes, float *scratch)
 {
     int OH = H - K + 1, OW = W - K + 1, OWp = OW < lanes ? lanes : OW, Wp = OWp + K - 1;
     int padded = OWp != OW, ol = dw ? dwoc_lanes(OW, OC) : 0;
@@ -154,5 +154,27 @@ void convk_gen_backward(float *din, float *dw, float *db, const float *dout, con
     }
     if (din && padded)
         unpad_rows(din, pdin, Wp, C, H, W);
+}
+
+/* The lanes as constants: from them GCC sees that a padded row is one
+ * vector wide, so that each row's pad and unpad is one masked load and
+ * store (as when the dispatch shared this file and told it so; without,
+ * the 3x3 network trained 3.5% slower). */
+void convk_gen_forward(float *out, const float *in, const float *w, const float *b, int C, int H, int W,
+                       int OC, int K, int relu, int lanes, float *scratch)
+{
+    if (lanes == 16)
+        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 16, scratch);
+    else
+        gen_forward(out, in, w, b, C, H, W, OC, K, relu, 8, scratch);
+}
+
+void convk_gen_backward(float *din, float *dw, float *db, const float *dout, const float *in, const float *w,
+                        int C, int H, int W, int OC, int K, int lanes, float *scratch)
+{
+    if (lanes == 16)
+        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 16, scratch);
+    else
+        gen_backward(din, dw, db, dout, in, w, C, H, W, OC, K, 8, scratch);
 }
 #endif
