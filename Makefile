@@ -122,7 +122,7 @@ build/mpi/%: SUITE_CC = mpicc
 # build/NAME/obj, so make -j spreads the files over the cores and a
 # build's trainer and unit tests link the same objects. No .d files here:
 # every object depends on every header and included kernel template.
-HDRS := $(wildcard include/*.h src/*.inc tests/unit/*.h)
+HDRS := $(wildcard include/*.h src/*.h src/*.inc tests/unit/*.h)
 build_objs = $(patsubst $(GEN)/onnx/%.c,build/$(1)/obj/%.o,$(SRCS:src/%.c=build/$(1)/obj/%.o))
 
 define objs_rules # NAME
