@@ -40,8 +40,12 @@ typedef struct {
     float *params; /* 64-byte aligned */
 } network;
 
+/* Cache-line aligned (and so a whole number of lines long): the threads'
+ * workspaces sit side by side in one array, and every layer of every
+ * sample swaps dcur and dnext, which, sharing a line with the next
+ * thread's acts, made that thread wait for the line at each layer. */
 typedef struct {
-    float *acts[CONFIG_MAX_LAYERS + 1]; /* acts[0]: input; acts[i+1]: layer i's output */
+    _Alignas(64) float *acts[CONFIG_MAX_LAYERS + 1]; /* acts[0]: input; acts[i+1]: layer i's output */
     int32_t *argmax[CONFIG_MAX_LAYERS];
     float *dcur, *dnext; /* input gradients, ping-ponged through the layers */
     float *probs;

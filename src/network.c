@@ -261,7 +261,11 @@ void net_workspace_free(net_workspace *ws)
 
 net_workspace *net_workspaces_create(const network *net, int n, tr_error *err)
 {
-    net_workspace *ws = tr_calloc((size_t)n, sizeof *ws, err);
+    if ((size_t)n > SIZE_MAX / sizeof(net_workspace)) {
+        tr_fail(err, TR_ERUNTIME, "%d workspaces: too many", n);
+        return NULL;
+    }
+    net_workspace *ws = tr_alloc_aligned((size_t)n * sizeof *ws, err); /* zeroed */
     if (!ws)
         return NULL;
     for (int t = 0; t < n; t++)
