@@ -174,6 +174,51 @@ static inline __attribute__((always_inline)) void patch_sums(float *tile, const 
     }
 }
 
+/* patch_sums for K <= 4 with 8-lane vectors: a pair's 4 columns of two
+ * rows hold every tap, and a 32-byte load crosses a cache line less often
+ * than a 64-byte one (these sums are bound by their loads, one a FMA). */
+static inline __attribute__((always_inline)) void patch_sums8(float *tile, const float *pr, const float *g,
+                                                              const int32_t *at, int n, int c, size_t plane, int W,
+                                                              const int CB, const int K)
+{
+    const int KP = (K + 1) / 2;
+    __m256 acc[2][2][2];
+    for (int s = 0; s < 2; s++)
+        for (int b = 0; b < CB; b++)
+            for (int p = 0; p < KP; p++)
+                acc[s][b][p] = _mm256_setzero_ps();
+    const float *base = pr + (size_t)c * plane;
+    int t = 0;
+    for (; t + 1 < n; t += 2)
+        for (int s = 0; s < 2; s++) {
+            const __m256 gb = _mm256_set1_ps(g[t + s]);
+            const float *p0 = base + at[t + s];
+            for (int b = 0; b < CB; b++)
+                for (int p = 0; p < KP; p++)
+                    acc[s][b][p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(p0 + b * plane + 4 * p * W), acc[s][b][p]);
+        }
+    if (t < n) {
+        const __m256 gb = _mm256_set1_ps(g[t]);
+        const float *p0 = base + at[t];
+        for (int b = 0; b < CB; b++)
+            for (int p = 0; p < KP; p++)
+                acc[0][b][p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(p0 + b * plane + 4 * p * W), acc[0][b][p]);
+    }
+    /* lane 8p + 2kx + r of the two pairs side by side is tap (2p + r, kx) */
+    int32_t lane[16];
+    for (int i = 0; i < 16; i++) {
+        const int tap = i < K * K ? i : K * K - 1, ky = tap / K, kx = tap % K;
+        lane[i] = 8 * (ky / 2) + 2 * kx + ky % 2;
+    }
+    const __m512i idx = _mm512_loadu_si512(lane);
+    for (int b = 0; b < CB; b++) {
+        const __m256 p0 = _mm256_add_ps(acc[0][b][0], acc[1][b][0]);
+        const __m256 p1 = KP > 1 ? _mm256_add_ps(acc[0][b][1], acc[1][b][1]) : p0;
+        const __m512 both = _mm512_insertf32x8(_mm512_castps256_ps512(p0), p1, 1);
+        _mm512_storeu_ps(tile + (size_t)(c + b) * K * K, _mm512_permutexvar_ps(idx, both));
+    }
+}
+
 /* dw[o] += the tile (nt floats, 64-byte aligned). */
 static void add_tile(float *dw, const float *t, size_t nt)
 {
@@ -202,9 +247,16 @@ static inline __attribute__((always_inline)) void sparse_dw_k(float *dw, float *
         const int n = winners(win_g, win_at, db, dpool, argmax, pooled, o, OH, OW, W);
         int c = 0;
         for (; c + 1 < C; c += 2)
-            patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 2, K);
-        if (c < C)
-            patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 1, K);
+            if (K <= 4)
+                patch_sums8(t, pairs, win_g, win_at, n, c, plane, W, 2, K);
+            else
+                patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 2, K);
+        if (c < C) {
+            if (K <= 4)
+                patch_sums8(t, pairs, win_g, win_at, n, c, plane, W, 1, K);
+            else
+                patch_sums(t, pairs, win_g, win_at, n, c, plane, W, &map, 1, K);
+        }
         if (o > 0)
             add_tile(dw + (size_t)(o - 1) * nt, tiles + ((o - 1) % 2) * stride, nt);
     }
