@@ -134,6 +134,10 @@ build/$(1)/obj/onnx.pb-c.o: $$(GEN)/onnx/onnx.pb-c.c
 	$$(SUITE_CC) $$(CPPFLAGS) $$(CFLAGS) -c -o $$@ $$<
 endef
 $(foreach b,test asan mpi,$(eval $(call objs_rules,$(b))))
+# Reached only through the pattern rules below, the objects would count as
+# intermediate and be deleted after each link, so every later make of a
+# suite binary compiled all of them again.
+.SECONDARY: $(foreach b,test asan mpi,$(call build_objs,$(b)) build/$(b)/obj/main.o)
 
 .SECONDEXPANSION:
 build/%/trainer: $$(call build_objs,$$*) build/%/obj/main.o

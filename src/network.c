@@ -78,6 +78,12 @@ static int pool_sums_conv_grads(const network *net, int i)
            conv_pool_weight_grads_fast(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
 }
 
+/* Layer I's dw and db are summed by the pool above it. */
+static int dw_by_pool(const network *net, int i)
+{
+    return i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
+}
+
 int net_create(network *net, const config *cfg, tr_error *err)
 {
     memset(net, 0, sizeof *net);
@@ -143,16 +149,18 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
     for (int i = 0; i < net->nlayers && n < size; i++) {
         const net_layer *l = &net->layers[i];
         char path[96];
-        const int dw_by_pool = i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
-        if (l->kind == LAYER_CONV && dw_by_pool) {
+        if (l->kind == LAYER_CONV && dw_by_pool(net, i)) {
             char fd[64];
             conv_kernel_path(fd, sizeof fd, i > 0, 0, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
             snprintf(path, sizeof path, "%s, dw %s", fd,
                      conv_pool_weight_grads_path(l->in_c, l->in_h, l->in_w, l->out_c, l->k));
         } else if (l->kind == LAYER_CONV)
             conv_kernel_path(path, sizeof path, i > 0, 1, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
-        else if (l->conv_grads_in_pool && i == 1 && net->layers[0].pools_in_kernel) /* no din to spread the gradient for */
+        else if (l->conv_grads_in_pool && i == 1 && net->layers[0].pools_in_kernel) /* no din to spread */
             snprintf(path, sizeof path, "in %s's kernels", net->layers[0].name);
+        else if (l->conv_grads_in_pool && i == 1) /* conv1's dw reads the pool's gradient as it is */
+            snprintf(path, sizeof path, "forward %s, backward in %s's dw", maxpool_forward_kernel_path(l->k, l->s),
+                     net->layers[0].name);
         else if (i > 0 && net->layers[i - 1].pools_in_kernel)
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
                      maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
@@ -365,12 +373,10 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
             relu_backward(ws->dcur, ws->acts[i + 1], (int)l->out_size);
         masked = 0;
         switch (l->kind) {
-        case LAYER_CONV: {
-            const int dw_done = i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
-            conv_backward(din, dw_done ? NULL : grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+        case LAYER_CONV:
+            conv_backward(din, dw_by_pool(net, i) ? NULL : grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
                           params + l->w_off, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
             break;
-        }
         case LAYER_MAXPOOL:
             if (!din)
                 break;
