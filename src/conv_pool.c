@@ -103,6 +103,25 @@ static int winners(float *g, int32_t *at, float *db, const float *dpool, const i
     return n;
 }
 
+/* acc[s][b][p] = the sum over the winners (even ones s = 0, odd ones s = 1,
+ * so that the FMAs of one set do not wait on the other's) of their
+ * gradient times row pair p of their patch in channel c + b: the loop of
+ * patch_sums and patch_sums8, with vectors of type V. */
+#define WINNER_FMAS(V, ZERO, SET1, LOADU, FMADD)                                                         \
+    for (int s = 0; s < 2; s++)                                                                          \
+        for (int b = 0; b < CB; b++)                                                                     \
+            for (int p = 0; p < KP; p++)                                                                 \
+                acc[s][b][p] = ZERO();                                                                   \
+    const float *base = pr + (size_t)c * plane;                                                          \
+    for (int t = 0; t < n; t += 2)                                                                       \
+        for (int s = 0; s < 2 && t + s < n; s++) {                                                       \
+            const V gb = SET1(g[t + s]);                                                                 \
+            const float *p0 = base + at[t + s];                                                          \
+            for (int b = 0; b < CB; b++)                                                                 \
+                for (int p = 0; p < KP; p++)                                                             \
+                    acc[s][b][p] = FMADD(gb, LOADU(p0 + b * plane + 4 * (size_t)p * W), acc[s][b][p]); \
+        }
+
 /* Where each tap of a filter's K x K kernel lies among the row pairs
  * summed below: lane 2kx + r of pair p is tap (2p + r, kx). Tap vector v
  * (taps 16v .. 16v + 15) needs at most two consecutive pairs for K <= 7,
@@ -128,13 +147,12 @@ static inline __attribute__((always_inline)) tap_map make_tap_map(const int K)
 }
 
 /* The sums of channels c .. c + CB - 1 of filter o's dw into tile (C x K x
- * K floats, then 16 of slack), in tap order: KP row pairs of 16 lanes per
- * channel, two sets of accumulators (even and odd winners) so that the
- * FMAs of one do not wait on the other's. The tile takes plain stores in
- * increasing order (a vector's lanes past the channel's taps are written
- * over by the next channel's); adding each channel's taps into dw at once
- * would load dw right behind the stores to the channel before, which
- * cannot be forwarded and stall in a chain. */
+ * K floats, then 16 of slack): KP row pairs of 16 lanes per channel
+ * (WINNER_FMAS), their lanes then put in tap order. The tile takes plain
+ * stores in increasing order (a vector's lanes past the channel's taps are
+ * written over by the next channel's); adding each channel's taps into dw
+ * at once would load dw right behind the stores to the channel before,
+ * which cannot be forwarded and stall in a chain. */
 static inline __attribute__((always_inline)) void patch_sums(float *tile, const float *pr, const float *g,
                                                              const int32_t *at, int n, int c, size_t plane, int W,
                                                              const tap_map *map, const int CB, const int K)
@@ -142,27 +160,7 @@ static inline __attribute__((always_inline)) void patch_sums(float *tile, const 
     enum { KPMAX = 4 };
     const int KP = (K + 1) / 2, NV = (K * K + 15) / 16;
     __m512 acc[2][2][KPMAX];
-    for (int s = 0; s < 2; s++)
-        for (int b = 0; b < CB; b++)
-            for (int p = 0; p < KP; p++)
-                acc[s][b][p] = _mm512_setzero_ps();
-    const float *base = pr + (size_t)c * plane;
-    int t = 0;
-    for (; t + 1 < n; t += 2)
-        for (int s = 0; s < 2; s++) {
-            const __m512 gb = _mm512_set1_ps(g[t + s]);
-            const float *p0 = base + at[t + s];
-            for (int b = 0; b < CB; b++)
-                for (int p = 0; p < KP; p++)
-                    acc[s][b][p] = _mm512_fmadd_ps(gb, _mm512_loadu_ps(p0 + b * plane + 4 * p * W), acc[s][b][p]);
-        }
-    if (t < n) {
-        const __m512 gb = _mm512_set1_ps(g[t]);
-        const float *p0 = base + at[t];
-        for (int b = 0; b < CB; b++)
-            for (int p = 0; p < KP; p++)
-                acc[0][b][p] = _mm512_fmadd_ps(gb, _mm512_loadu_ps(p0 + b * plane + 4 * p * W), acc[0][b][p]);
-    }
+    WINNER_FMAS(__m512, _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_fmadd_ps)
     for (int b = 0; b < CB; b++) {
         __m512 sum[KPMAX + 1];
         for (int p = 0; p < KP; p++)
@@ -183,27 +181,7 @@ static inline __attribute__((always_inline)) void patch_sums8(float *tile, const
 {
     const int KP = (K + 1) / 2;
     __m256 acc[2][2][2];
-    for (int s = 0; s < 2; s++)
-        for (int b = 0; b < CB; b++)
-            for (int p = 0; p < KP; p++)
-                acc[s][b][p] = _mm256_setzero_ps();
-    const float *base = pr + (size_t)c * plane;
-    int t = 0;
-    for (; t + 1 < n; t += 2)
-        for (int s = 0; s < 2; s++) {
-            const __m256 gb = _mm256_set1_ps(g[t + s]);
-            const float *p0 = base + at[t + s];
-            for (int b = 0; b < CB; b++)
-                for (int p = 0; p < KP; p++)
-                    acc[s][b][p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(p0 + b * plane + 4 * p * W), acc[s][b][p]);
-        }
-    if (t < n) {
-        const __m256 gb = _mm256_set1_ps(g[t]);
-        const float *p0 = base + at[t];
-        for (int b = 0; b < CB; b++)
-            for (int p = 0; p < KP; p++)
-                acc[0][b][p] = _mm256_fmadd_ps(gb, _mm256_loadu_ps(p0 + b * plane + 4 * p * W), acc[0][b][p]);
-    }
+    WINNER_FMAS(__m256, _mm256_setzero_ps, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps)
     /* lane 8p + 2kx + r of the two pairs side by side is tap (2p + r, kx) */
     int32_t lane[16];
     for (int i = 0; i < 16; i++) {
