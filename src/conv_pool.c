@@ -34,9 +34,9 @@ static size_t pairs_floats(int C, int H, int W)
 int conv_pool_weight_grads_fast(int C, int H, int W, int OC, int K)
 {
     const int OH = H - K + 1, OW = W - K + 1;
-    (void)OC;
-    return K >= 1 && K <= 7 && OH >= 2 && OW >= 2 && OW / 2 <= 16 && (size_t)(OH / 2) * (OW / 2) <= WINNERS_MAX &&
-           pairs_floats(C, H, W) <= PAIRS_MAX && (size_t)C * K * K <= TILE_MAX;
+    return OC >= 1 && C >= 1 && K >= 1 && K <= 7 && OH >= 2 && OW >= 2 && OW / 2 <= 16 &&
+           (size_t)(OH / 2) * (OW / 2) <= WINNERS_MAX && pairs_floats(C, H, W) <= PAIRS_MAX &&
+           (size_t)C * K * K <= TILE_MAX;
 }
 
 /* The input with each row interleaved with the next one: pair (y, x) holds
