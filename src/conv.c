@@ -99,17 +99,18 @@ static void conv_backward_loops(float *din, float *dw, float *db, const float *d
             float *dwp = dw ? dw + ((size_t)o * C + c) * K * K : NULL;
             const float *wp = w + ((size_t)o * C + c) * K * K;
             float *dip = din ? din + (size_t)c * H * W : NULL;
-            for (int ky = 0; dwp && ky < K; ky++)
-                for (int kx = 0; kx < K; kx++) {
-                    float acc = 0.0f;
-                    for (int y = 0; y < OH; y++) {
-                        const float *grow = gp + y * OW;
-                        const float *irow = ip + (y + ky) * W + kx;
-                        for (int x = 0; x < OW; x++)
-                            acc += grow[x] * irow[x];
+            if (dwp)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        float acc = 0.0f;
+                        for (int y = 0; y < OH; y++) {
+                            const float *grow = gp + y * OW;
+                            const float *irow = ip + (y + ky) * W + kx;
+                            for (int x = 0; x < OW; x++)
+                                acc += grow[x] * irow[x];
+                        }
+                        dwp[ky * K + kx] += acc;
                     }
-                    dwp[ky * K + kx] += acc;
-                }
             if (dip)
                 for (int y = 0; y < OH; y++) {
                     const float *grow = gp + y * OW;

@@ -269,11 +269,12 @@ void net_workspace_free(net_workspace *ws)
 
 net_workspace *net_workspaces_create(const network *net, int n, tr_error *err)
 {
-    if ((size_t)n > SIZE_MAX / sizeof(net_workspace)) {
+    size_t bytes;
+    if (n < 0 || tr_mul_size((size_t)n, sizeof(net_workspace), &bytes) != 0) {
         tr_fail(err, TR_ERUNTIME, "%d workspaces: too many", n);
         return NULL;
     }
-    net_workspace *ws = tr_alloc_aligned((size_t)n * sizeof *ws, err); /* zeroed */
+    net_workspace *ws = tr_alloc_aligned(bytes, err); /* zeroed */
     if (!ws)
         return NULL;
     for (int t = 0; t < n; t++)
