@@ -35,6 +35,16 @@ typedef struct {
 typedef struct {
     int nlayers;
     net_layer layers[CONFIG_MAX_LAYERS];
+    /* The same layers as training and prediction run them: each cut to the
+     * top-left part of its output that the layers above read. A pool's
+     * floor can leave rows and columns no later layer reads, and so can
+     * leave the inputs that fed them: the 3x3 network's 11x11 conv2 output
+     * is pooled to 5x5 from its first 10x10, which reads 12x12 of pool1's
+     * 13x13, and so on down to 26x26 of the 28x28 image. Where the
+     * nominal and live shapes are equal (the default network) the two
+     * arrays are the same. The kernel flags are each array's own. */
+    net_layer live[CONFIG_MAX_LAYERS];
+    int crops_input; /* live[0] reads less than the whole image */
     int input_size, classes;
     size_t nparams;
     float *params; /* 64-byte aligned */
@@ -47,6 +57,7 @@ typedef struct {
 typedef struct {
     _Alignas(64) float *acts[CONFIG_MAX_LAYERS + 1]; /* acts[0]: input; acts[i+1]: layer i's output */
     int32_t *argmax[CONFIG_MAX_LAYERS];
+    float *cropped;      /* the image's top-left part, where crops_input */
     float *dcur, *dnext; /* input gradients, ping-ponged through the layers */
     float *probs;
     void *block; /* the single allocation behind the pointers above */
@@ -68,12 +79,13 @@ void net_workspace_free(net_workspace *ws);
 net_workspace *net_workspaces_create(const network *net, int n, tr_error *err);
 void net_workspaces_free(net_workspace *ws, int n);
 
-/* Forward pass of ws->acts[0] (already filled with the normalised input).
- * Returns the logits (ws->acts[nlayers]). */
+/* Forward pass of ws->acts[0] (already filled with the normalised input)
+ * through the nominal shapes, every layer's whole output kept (the
+ * report's feature maps). Returns the logits (ws->acts[nlayers]). */
 const float *net_forward(const network *net, net_workspace *ws);
-/* net_forward for predictions only: the outputs of a conv whose pool is
- * fused into its kernel are not kept (the report's feature maps need them),
- * nor that pool's argmax (a backward pass needs it). */
+/* net_forward for predictions only, through the live shapes: the outputs
+ * of a conv whose pool is fused into its kernel are not kept, nor that
+ * pool's argmax (a backward pass needs it). The same logits, bit for bit. */
 const float *net_predict(const network *net, net_workspace *ws);
 
 /* Forward and backward for one labelled sample in ws->acts[0]: adds this
@@ -82,14 +94,18 @@ const float *net_predict(const network *net, net_workspace *ws);
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted);
 
-/* One line naming each layer's kernels, e.g. "conv1 vec512, pool1 vec128,
- * ...": "loops" marks a layer that runs the slow plain code. */
+/* One line naming each layer's kernels as training runs them (the live
+ * shapes), e.g. "conv1 vec512, pool1 vec128, ...": "loops" marks a layer
+ * that runs the slow plain code. */
 void net_kernel_summary(const network *net, char *buf, size_t size);
 
 /* Floating-point operations (2 per multiply-add) of one training sample's
  * forward and backward pass through the conv and dense layers: what the
  * benchmark divides by. 1,704,960 for the default network. */
 double net_train_flops(const network *net);
+/* The same through the live shapes: the work the passes do (the winners'
+ * weight gradients aside, counted dense here too). */
+double net_live_train_flops(const network *net);
 
 /* The same layers with the same shapes, activations and parameter count:
  * the weights of one fit the other (a warm start, a resume). */

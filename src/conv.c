@@ -169,7 +169,7 @@ static int fwd_path(int C, int H, int W, int OC, int K)
      * quarter or more of them idle at 24, 22 and 26 wide). With 3x3 and
      * smaller kernels a tile has too few taps to pay for its setup (26
      * wide: 0.97x the chunks). */
-    if (OW > 16 && OW < 32 && K >= 4 && K <= 7)
+    if (OW > 16 && OW < 32 && (K >= 4 || (K == 3 && OW == 24)) && K <= 7)
         return PATH_ROWS16;
     /* Where chunks of 16 would leave a quarter or more of the lanes idle;
      * on 26 and 28 wide rows the grid measured slower. (The backward pass
@@ -180,8 +180,8 @@ static int fwd_path(int C, int H, int W, int OC, int K)
      * rows padded to 16 (11 and 10 wide: 1.25-1.3x measured). */
     if (OW > 8 && OW < 16 && W <= 16 && K <= 7)
         return PATH_FLAT16;
-    /* Rows 5 to 7 wide with at least 12 filters: lanes along the filters. */
-    if (OW >= 5 && OW <= 7 && OC >= 12 && K <= 7 && fwdoc_floats(C, OC, K) <= SCRATCH_FLOATS)
+    /* Rows 4 to 7 wide with at least 12 filters: lanes along the filters. */
+    if (OW >= 4 && OW <= 7 && OC >= 12 && K <= 7 && fwdoc_floats(C, OC, K) <= SCRATCH_FLOATS)
         return PATH_OC16;
 #endif
     if (K == 5 && OW == 24 && OC % 4 == 0 && !GEN_FWD_W24)

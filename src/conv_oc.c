@@ -1,7 +1,7 @@
 /* conv_oc.c - the kernels with 512-bit vectors along the output channels
  * (16 filters a vector), for outputs too narrow to fill vectors along a
  * row: dw (dwt16, which the general path's backward takes for rows
- * narrower than 16) and the forward pass of rows 5 to 7 wide (fwdoc), with
+ * narrower than 16) and the forward pass of rows 4 to 7 wide (fwdoc), with
  * 16x16 transposes in registers to and from the (channel, position)
  * layout. */
 #include "conv_simd.h"
@@ -139,7 +139,7 @@ void convk_dwt16(float *dw, const float *gt, int OCp, const float *in, int H, in
     }
 }
 
-/* ---- Forward with vectors along the output channels, rows 5 to 7 wide ----
+/* ---- Forward with vectors along the output channels, rows 4 to 7 wide ----
  * For the narrow outputs of a late layer (7x7 kernels: 5 wide), where
  * rows padded to 8 leave 3 lanes in 8 idle: the lanes are 16 output
  * channels, the accumulators NR whole output rows (NR*OW <= 28), per tap
@@ -194,7 +194,9 @@ static ALWAYS_INLINE void fwdoc_tile(float *out, const float *in, const float *w
 static ALWAYS_INLINE void fwdoc_w(float *out, const float *in, const float *wt, int OCp, const float *b, int C,
                                   int H, int W, int OC, int K, const int OW, int relu)
 {
-    const int NR = 28 / OW;
+    /* as many whole rows as 28 accumulators hold; 4-wide rows: 4 rows,
+     * one transpose's worth (the 7x7 network's conv2, 4x4 live) */
+    const int NR = OW == 4 ? 4 : 28 / OW;
     const int OH = H - K + 1;
     for (int n0 = 0; n0 < OCp / 16; n0++) {
         int y0 = 0;
@@ -211,6 +213,7 @@ void convk_fwdoc(float *out, const float *in, const float *w, const float *b, fl
     const int OCp = (OC + 15) / 16 * 16;
     convk_dout_t16(wt, OCp, w, OC, C * K * K);
     switch (W - K + 1) {
+    case 4: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 4, relu); break;
     case 5: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 5, relu); break;
     case 6: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 6, relu); break;
     case 7: fwdoc_w(out, in, wt, OCp, b, C, H, W, OC, K, 7, relu); break;

@@ -162,6 +162,7 @@ void convk_rows_fwd(float *out, const float *in, const float *w, const float *b,
                     int K, int relu, float *pooled, int32_t *argmax)
 {
     switch (K) {
+    case 3: rows_fwd_k(out, in, w, b, C, H, W, OC, 3, relu, pooled, argmax); break;
     case 4: rows_fwd_k(out, in, w, b, C, H, W, OC, 4, relu, pooled, argmax); break;
     case 5: rows_fwd_k(out, in, w, b, C, H, W, OC, 5, relu, pooled, argmax); break;
     case 6: rows_fwd_k(out, in, w, b, C, H, W, OC, 6, relu, pooled, argmax); break;

@@ -56,32 +56,74 @@ static int shape_layer(const config *cfg, const layer_config *lc, net_layer *l, 
     return 0;
 }
 
-/* Layer I is a ReLU conv whose output goes into a 2x2 pool of stride 2,
- * and its kernel pools in its registers (conv_relu_pool_fused). */
-static int pool_fused(const network *net, int i)
+/* Of the N layers L (net->layers or net->live): layer I is a ReLU conv
+ * whose output goes into a 2x2 pool of stride 2, and its kernel pools in
+ * its registers (conv_relu_pool_fused). */
+static int pool_fused(const net_layer *L, int n, int i)
 {
-    if (i + 1 >= net->nlayers)
+    if (i + 1 >= n)
         return 0;
-    const net_layer *l = &net->layers[i], *p = &net->layers[i + 1];
+    const net_layer *l = &L[i], *p = &L[i + 1];
     return l->kind == LAYER_CONV && l->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
            conv_relu_pool_fused(l->in_c, l->in_h, l->in_w, l->out_c, l->k);
 }
 
 /* Layer I is a 2x2 pool of stride 2 on a ReLU conv's output, and
  * conv_pool_weight_grads has a fast kernel for that conv. */
-static int pool_sums_conv_grads(const network *net, int i)
+static int pool_sums_conv_grads(const net_layer *L, int i)
 {
     if (i < 1)
         return 0;
-    const net_layer *c = &net->layers[i - 1], *p = &net->layers[i];
+    const net_layer *c = &L[i - 1], *p = &L[i];
     return c->kind == LAYER_CONV && c->act == ACT_RELU && p->kind == LAYER_MAXPOOL && p->k == 2 && p->s == 2 &&
            conv_pool_weight_grads_fast(c->in_c, c->in_h, c->in_w, c->out_c, c->k);
 }
 
-/* Layer I's dw and db are summed by the pool above it. */
+/* Layer I's dw and db are summed by the pool above it (training runs the
+ * live layers). */
 static int dw_by_pool(const network *net, int i)
 {
-    return i + 1 < net->nlayers && net->layers[i + 1].conv_grads_in_pool;
+    return i + 1 < net->nlayers && net->live[i + 1].conv_grads_in_pool;
+}
+
+static void set_kernel_flags(net_layer *L, int n)
+{
+    for (int i = 0; i < n; i++) {
+        L[i].pools_in_kernel = pool_fused(L, n, i);
+        L[i].conv_grads_in_pool = pool_sums_conv_grads(L, i);
+    }
+}
+
+/* net->live from net->layers, from the top down: each layer's output cut
+ * to what the layer above reads, its input to what that part reads. A
+ * dense layer reads all of its input, and the last layer's output is
+ * whole. Conv and pool windows read down and to the right of their
+ * output, so every cut is a top-left part and keeps the layout's order:
+ * the live output of a layer is exactly the live input of the next. */
+static void cut_to_live(network *net)
+{
+    int need_h = 0, need_w = 0; /* of this layer's output; 0: all of it */
+    for (int i = net->nlayers - 1; i >= 0; i--) {
+        net_layer *l = &net->live[i];
+        *l = net->layers[i];
+        if (need_h) {
+            l->out_h = need_h;
+            l->out_w = need_w;
+        }
+        if (l->kind == LAYER_CONV) {
+            l->in_h = l->out_h + l->k - 1;
+            l->in_w = l->out_w + l->k - 1;
+        } else if (l->kind == LAYER_MAXPOOL) {
+            l->in_h = (l->out_h - 1) * l->s + l->k;
+            l->in_w = (l->out_w - 1) * l->s + l->k;
+        }
+        l->in_size = (size_t)l->in_c * l->in_h * l->in_w;
+        l->out_size = (size_t)l->out_c * l->out_h * l->out_w;
+        need_h = l->in_h;
+        need_w = l->in_w;
+    }
+    net->crops_input = net->live[0].in_size != net->layers[0].in_size;
+    set_kernel_flags(net->live, net->nlayers);
 }
 
 int net_create(network *net, const config *cfg, tr_error *err)
@@ -123,10 +165,8 @@ int net_create(network *net, const config *cfg, tr_error *err)
         w = l->out_w;
     }
     net->nlayers = cfg->nlayers;
-    for (int i = 0; i < net->nlayers; i++) {
-        net->layers[i].pools_in_kernel = pool_fused(net, i);
-        net->layers[i].conv_grads_in_pool = pool_sums_conv_grads(net, i);
-    }
+    set_kernel_flags(net->layers, net->nlayers);
+    cut_to_live(net);
     net->nparams = off;
     net->params = tr_alloc_aligned(off * sizeof(float), err);
     return net->params ? 0 : -1;
@@ -146,8 +186,9 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
 {
     size_t n = 0;
     buf[0] = '\0';
+    const net_layer *L = net->live;
     for (int i = 0; i < net->nlayers && n < size; i++) {
-        const net_layer *l = &net->layers[i];
+        const net_layer *l = &L[i];
         char path[96];
         if (l->kind == LAYER_CONV && dw_by_pool(net, i)) {
             char fd[64];
@@ -156,12 +197,12 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
                      conv_pool_weight_grads_path(l->in_c, l->in_h, l->in_w, l->out_c, l->k));
         } else if (l->kind == LAYER_CONV)
             conv_kernel_path(path, sizeof path, i > 0, 1, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
-        else if (l->conv_grads_in_pool && i == 1 && net->layers[0].pools_in_kernel) /* no din to spread */
+        else if (l->conv_grads_in_pool && i == 1 && L[0].pools_in_kernel) /* no din to spread */
             snprintf(path, sizeof path, "in %s's kernels", net->layers[0].name);
         else if (l->conv_grads_in_pool && i == 1) /* conv1's dw reads the pool's gradient as it is */
             snprintf(path, sizeof path, "forward %s, backward in %s's dw", maxpool_forward_kernel_path(l->k, l->s),
                      net->layers[0].name);
-        else if (i > 0 && net->layers[i - 1].pools_in_kernel)
+        else if (i > 0 && L[i - 1].pools_in_kernel)
             snprintf(path, sizeof path, "forward in %s's kernel, backward %s", net->layers[i - 1].name,
                      maxpool_backward_kernel_path(l->k, l->s, l->in_h, l->in_w));
         else if (l->kind == LAYER_MAXPOOL)
@@ -175,17 +216,27 @@ void net_kernel_summary(const network *net, char *buf, size_t size)
     }
 }
 
-double net_train_flops(const network *net)
+static double train_flops(const net_layer *L, int n)
 {
     double macs = 0.0;
-    for (int i = 0; i < net->nlayers; i++) {
-        const net_layer *l = &net->layers[i];
+    for (int i = 0; i < n; i++) {
+        const net_layer *l = &L[i];
         double per_pass = l->kind == LAYER_CONV    ? (double)l->out_size * l->in_c * l->k * l->k
                           : l->kind == LAYER_DENSE ? (double)l->out_size * l->in_size
                                                    : 0.0;
         macs += per_pass * (i > 0 ? 3 : 2); /* forward, dw, and din unless first */
     }
     return 2.0 * macs;
+}
+
+double net_train_flops(const network *net)
+{
+    return train_flops(net->layers, net->nlayers);
+}
+
+double net_live_train_flops(const network *net)
+{
+    return train_flops(net->live, net->nlayers);
 }
 
 void net_free(network *net)
@@ -233,7 +284,7 @@ int net_workspace_create(net_workspace *ws, const network *net, tr_error *err)
         if (l->out_size > biggest)
             biggest = round16(l->out_size);
     }
-    floats += 2 * biggest + round16((size_t)net->classes);
+    floats += round16(net->live[0].in_size) + 2 * biggest + round16((size_t)net->classes);
     char *p = tr_alloc_aligned(floats * sizeof(float) + ints * sizeof(int32_t), err);
     if (!p)
         return -1;
@@ -245,6 +296,8 @@ int net_workspace_create(net_workspace *ws, const network *net, tr_error *err)
         ws->acts[i + 1] = f;
         f += round16(net->layers[i].out_size);
     }
+    ws->cropped = f;
+    f += round16(net->live[0].in_size);
     ws->dcur = f;
     f += biggest;
     ws->dnext = f;
@@ -318,37 +371,57 @@ static void layer_forward(const net_layer *l, const float *params, const float *
         relu_forward(out, (int)l->out_size);
 }
 
-/* Of a conv whose pool is fused: KEEP, store its outputs (only the
- * report's feature maps read them; the backward pass reads the pool's
- * output); ARGMAX, the pool's argmax (only the backward pass reads it). */
-static const float *forward_with(const network *net, const float *params, net_workspace *ws, int keep,
-                                 int argmax)
+/* Layer I's input as the layers L run it: the cropped image where the
+ * live layers read less than the whole. */
+static const float *input_of(const network *net, const net_layer *L, const net_workspace *ws, int i)
 {
+    return i == 0 && L == net->live && net->crops_input ? ws->cropped : ws->acts[i];
+}
+
+/* The image's top-left live part, row by row (the input has one channel). */
+static void crop_input(const network *net, net_workspace *ws)
+{
+    const net_layer *l = &net->live[0];
+    for (int y = 0; y < l->in_h; y++)
+        memcpy(ws->cropped + (size_t)y * l->in_w, ws->acts[0] + (size_t)y * net->layers[0].in_w,
+               sizeof(float) * (size_t)l->in_w);
+}
+
+/* Through the layers L (net->layers or net->live). Of a conv whose pool is
+ * fused: KEEP, store its outputs (only the report's feature maps read
+ * them; the backward pass reads the pool's output); ARGMAX, the pool's
+ * argmax (only the backward pass reads it). */
+static const float *forward_with(const network *net, const net_layer *L, const float *params, net_workspace *ws,
+                                 int keep, int argmax)
+{
+    if (L == net->live && net->crops_input)
+        crop_input(net, ws);
     for (int i = 0; i < net->nlayers; i++) {
-        const net_layer *l = &net->layers[i];
+        const net_layer *l = &L[i];
+        const float *in = input_of(net, L, ws, i);
         if (l->pools_in_kernel) {
-            const net_layer *p = &net->layers[i + 1];
+            const net_layer *p = &L[i + 1];
             conv_relu_pool_forward(keep ? ws->acts[i + 1] : NULL, ws->acts[i + 2], argmax ? ws->argmax[i + 1] : NULL,
-                                   ws->acts[i], params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w,
-                                   l->out_c, l->k);
+                                   in, params + l->w_off, params + l->b_off, l->in_c, l->in_h, l->in_w, l->out_c,
+                                   l->k);
             if (p->act == ACT_RELU)
                 relu_forward(ws->acts[i + 2], (int)p->out_size);
             i++;
             continue;
         }
-        layer_forward(l, params, ws->acts[i], ws->acts[i + 1], ws->argmax[i]);
+        layer_forward(l, params, in, ws->acts[i + 1], ws->argmax[i]);
     }
     return ws->acts[net->nlayers];
 }
 
 const float *net_forward(const network *net, net_workspace *ws)
 {
-    return forward_with(net, net->params, ws, 1, 1);
+    return forward_with(net, net->layers, net->params, ws, 1, 1);
 }
 
 const float *net_predict(const network *net, net_workspace *ws)
 {
-    return forward_with(net, net->params, ws, 0, 0);
+    return forward_with(net, net->live, net->params, ws, 0, 0);
 }
 
 int net_argmax(const float *x, int n)
@@ -363,36 +436,38 @@ int net_argmax(const float *x, int n)
 float net_train_sample(const network *net, const float *params, net_workspace *ws, int label,
                        float *grad, int *predicted)
 {
-    const float *logits = forward_with(net, params, ws, 0, 1);
+    const net_layer *L = net->live;
+    const float *logits = forward_with(net, L, params, ws, 0, 1);
     float loss = softmax_xent(ws->probs, ws->dcur, logits, label, net->classes);
     *predicted = net_argmax(logits, net->classes);
     int masked = 0; /* the ReLU mask of layer i was applied by the layer above */
     for (int i = net->nlayers - 1; i >= 0; i--) {
-        const net_layer *l = &net->layers[i];
+        const net_layer *l = &L[i];
+        const float *in = input_of(net, L, ws, i);
         float *din = i > 0 ? ws->dnext : NULL;
         if (l->act == ACT_RELU && !masked)
             relu_backward(ws->dcur, ws->acts[i + 1], (int)l->out_size);
         masked = 0;
         switch (l->kind) {
         case LAYER_CONV:
-            conv_backward(din, dw_by_pool(net, i) ? NULL : grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+            conv_backward(din, dw_by_pool(net, i) ? NULL : grad + l->w_off, grad + l->b_off, ws->dcur, in,
                           params + l->w_off, l->in_c, l->in_h, l->in_w, l->out_c, l->k);
             break;
         case LAYER_MAXPOOL:
             if (!din)
                 break;
             if (l->conv_grads_in_pool) { /* the conv below's dw and db, from the windows' winners */
-                const net_layer *c = &net->layers[i - 1];
+                const net_layer *c = &L[i - 1];
                 conv_pool_weight_grads(grad + c->w_off, grad + c->b_off, ws->dcur, ws->argmax[i], ws->acts[i + 1],
-                                       ws->acts[i - 1], c->in_c, c->in_h, c->in_w, c->out_c, c->k);
+                                       input_of(net, L, ws, i - 1), c->in_c, c->in_h, c->in_w, c->out_c, c->k);
                 if (i == 1) /* the first layer has no din: nothing left to do */
                     return loss;
             }
-            if (net->layers[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
+            if (L[i - 1].act == ACT_RELU && l->k == 2 && l->s == 2) {
                 maxpool2x2_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i + 1], l->in_c, l->in_h,
                                          l->in_w);
                 masked = 1;
-            } else if (net->layers[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
+            } else if (L[i - 1].act == ACT_RELU) { /* the ReLU below, fused */
                 maxpool_relu_backward(din, ws->dcur, ws->argmax[i], ws->acts[i], (int)l->in_size,
                                       (int)l->out_size);
                 masked = 1;
@@ -401,7 +476,7 @@ float net_train_sample(const network *net, const float *params, net_workspace *w
             }
             break;
         case LAYER_DENSE:
-            dense_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, ws->acts[i],
+            dense_backward(din, grad + l->w_off, grad + l->b_off, ws->dcur, in,
                            params + l->w_off, (int)l->in_size, l->out_c);
             break;
         }

@@ -577,6 +577,14 @@ static void check_network_grad(const char *layers, uint64_t seed, int nlayers, i
         assert_true(fabs(logits[i] - c.acts[net->nlayers][i]) < 1e-4 * (1.0 + fabs(logits[i])));
     assert_true(fabs(loss - dloss) < 1e-4 * (1.0 + dloss));
 
+    /* Prediction runs the live shapes as training does, net_forward the
+     * whole: the same logits, bit for bit. */
+    float *want = alloc_floats((size_t)net->classes);
+    memcpy(want, logits, sizeof(float) * (size_t)net->classes);
+    assert_memory_equal(net_predict(net, &c.ws), want, sizeof(float) * (size_t)net->classes);
+    assert_memory_equal(net_forward(net, &c.ws), want, sizeof(float) * (size_t)net->classes);
+    free(want);
+
     const double eps = 1e-6;
     int groups = 0;
     for (int i = 0; i < net->nlayers; i++) {
@@ -648,6 +656,60 @@ static void network_grad_other_stack(void **state)
                        7, 6, 10);
 }
 
+/* Stacks whose pools drop a last row and column, so training and
+ * prediction run cut shapes (network.live): 3x3 kernels (conv2's 11x11
+ * output read as 10x10, down to 26x26 of the image) and 7x7 (5x5 read as
+ * 4x4, 22x22 as 20x20). The double reference runs the whole shapes. */
+#define CUT_STACK(K)                                                      \
+    "[layer.conv1]\ntype = conv\nfilters = 8\nsize = " #K "\n"       \
+    "[layer.pool1]\ntype = maxpool\nsize = 2\n"                        \
+    "[layer.conv2]\ntype = conv\nfilters = 16\nsize = " #K "\n"      \
+    "[layer.pool2]\ntype = maxpool\nsize = 2\n"                        \
+    "[layer.fc]\ntype = dense\noutputs = 10\n"
+
+static void network_grad_cut_stacks(void **state)
+{
+    (void)state;
+    check_network_grad(CUT_STACK(3), 8, 5, 6);
+    check_network_grad(CUT_STACK(7), 9, 5, 6);
+}
+
+/* The live shapes themselves: what each layer of those stacks computes,
+ * and nothing cut where nothing is dropped (the default network). */
+static void network_live_shapes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *layers;
+        int crops, in0, out[5];
+    } cases[] = {
+        { NULL, 0, 28, { 24, 12, 8, 4, 1 } },
+        { CUT_STACK(3), 1, 26, { 24, 12, 10, 5, 1 } },
+        { CUT_STACK(7), 1, 26, { 20, 10, 4, 2, 1 } },
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        config cfg;
+        config_defaults(&cfg);
+        tr_error err = { 0 };
+        if (cases[k].layers)
+            assert_ok(config_parse_string(&cfg, cases[k].layers, "layers", &err), &err);
+        network net;
+        assert_ok(net_create(&net, &cfg, &err), &err);
+        assert_int_equal(net.crops_input, cases[k].crops);
+        assert_int_equal(net.live[0].in_h, cases[k].in0);
+        assert_int_equal(net.live[0].in_w, cases[k].in0);
+        for (int i = 0; i < net.nlayers; i++) {
+            const net_layer *l = &net.live[i];
+            assert_int_equal(l->out_h, cases[k].out[i]);
+            assert_int_equal(l->out_w, cases[k].out[i]);
+            assert_true(l->out_size == (size_t)l->out_c * l->out_h * l->out_w);
+            if (i > 0)
+                assert_true(l->in_size == net.live[i - 1].out_size);
+        }
+        net_free(&net);
+    }
+}
+
 /* net_train_sample adds into GRAD (a block of samples shares one buffer)
  * and leaves the parameters alone. */
 static void network_grad_accumulates(void **state)
@@ -684,6 +746,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(softmax_xent_values),
     cmocka_unit_test(network_grad),
     cmocka_unit_test(network_grad_other_stack),
+    cmocka_unit_test(network_grad_cut_stacks),
+    cmocka_unit_test(network_live_shapes),
     cmocka_unit_test(network_grad_accumulates),
 };
 TEST_GROUP(grad_group, tests);

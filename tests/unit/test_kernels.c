@@ -33,11 +33,15 @@ static const shape shapes[] = {
     { 16, 12, 12, 64, 5 },
     { 1, 28, 28, 8, 3 },   /* 3x3: 26 wide, then 13 -> 11 */
     { 8, 13, 13, 16, 3 },
+    { 1, 26, 26, 8, 3 },   /* 3x3 as trained (the live shapes): 24 wide, then 12 -> 10 */
+    { 8, 12, 12, 16, 3 },
     { 1, 28, 28, 12, 5 },  /* 12 filters: a tile tail */
     { 12, 12, 12, 12, 5 },
     { 1, 32, 32, 8, 5 },   /* 32x32 input: 28 wide, then 14 -> 10 */
     { 8, 14, 14, 16, 5 },
     { 1, 28, 28, 8, 7 },   /* 7x7: 22 wide, then 11 -> 5 */
+    { 1, 26, 26, 8, 7 },   /* 7x7 as trained: 20 wide, then 10 -> 4 */
+    { 8, 10, 10, 16, 7 },
     { 2, 24, 23, 5, 4 },   /* 20 wide, 21 rows: vectors across rows, a short last one */
     { 8, 11, 11, 16, 7 },
     { 3, 15, 15, 5, 7 },   /* 8x8 outputs of other kernels: row pairs */
