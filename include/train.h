@@ -59,6 +59,7 @@ typedef struct {
     size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
     const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
     double flops_per_sample;           /* net_train_flops */
+    double live_flops_per_sample;      /* net_live_train_flops: what the passes compute */
 } train_start_info;
 
 typedef struct {

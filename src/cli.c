@@ -212,7 +212,10 @@ static void view_start(void *user, const train_start_info *info)
         printf("note: %zu threads in all, but a batch has %zu gradient blocks: the rest wait. A larger train.blocks "
                "(now %d, at most the batch size) keeps more busy and changes the model's bytes\n",
                workers, info->nblocks, v->cfg->blocks);
-    printf("kernels: %s; %.5f MFLOP per training sample\n", info->kernels, info->flops_per_sample / 1e6);
+    printf("kernels: %s; %.5f MFLOP per training sample", info->kernels, info->flops_per_sample / 1e6);
+    if (info->live_flops_per_sample < info->flops_per_sample)
+        printf(" (%.5f computed: the pools read only part of the layers below)", info->live_flops_per_sample / 1e6);
+    printf("\n");
     if (info->nranks > 1) {
         printf("mpi: %d ranks; each sends %.1f", info->nranks, info->step_bytes_min / 1e3);
         if (info->step_bytes_max != info->step_bytes_min)

@@ -498,7 +498,8 @@ static void report_start(const run *r, double load_seconds)
     train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads, nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
-                              dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net) };
+                              dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net),
+                              net_live_train_flops(&r->net) };
     for (int k = 0; k < dist_size(); k++) {
         size_t bytes = dist_step_bytes(r->net.nparams, nblocks, B, sizeof(float) + 1, k, dist_size());
         info.step_bytes_min = bytes < info.step_bytes_min ? bytes : info.step_bytes_min;
