@@ -2,7 +2,8 @@
  * vectors: 16 consecutive outputs of a channel laid on the input's rows,
  * so that every tap is one load whatever the row width, for the rows that
  * chunks of 16 would leave a quarter or more idle (fwd_path). The forward
- * pass, and dw for a first layer (no din). */
+ * pass, dw for a first layer (no din), and din where its grid wastes fewer
+ * lanes than rows padded to 16 (3x3 kernels). */
 #include <string.h>
 
 #include "conv_simd.h"
@@ -43,6 +44,7 @@ static ALWAYS_INLINE void flat_fwd_tile(float *out, const float *in, const float
                 }
                 for (int p = 0; p < P; p++) {
                     vz wv = vbcast_v16(wp[(size_t)p * C * K * K + ky * K + kx]);
+                    IN_REGISTER(wv); /* one broadcast for T FMAs, not one folded into each */
                     for (int t = 0; t < T; t++)
                         acc[p][t] += wv * x[t];
                 }
@@ -189,6 +191,112 @@ void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int
     case 5: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 5); break;
     case 6: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 6); break;
     case 7: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 7); break;
+    default: break;
+    }
+}
+
+/* ---- din on its own grid ----
+ * din[c] is H x W, contiguous: 16 consecutive positions a vector, every
+ * lane a real input (12x12 of the 3x3 network: 9 vectors, none idle). As
+ * a gather, din[c][y][x] = sum over o, ky, kx of w[o][c][ky][kx] times
+ * dout[o][y - ky][x - kx], so each tap is one load from dout laid on the
+ * same W-wide grid, shifted back by ky*W + kx: with K - 1 zeros after
+ * each row (an x - kx below 0 reads the row before's end) and K - 1 rows
+ * of zeros before and after (gp, made by flat_din_grid). No din is read
+ * back and nothing is padded or copied out; the sum per input runs over
+ * (o, ky, kx) in order. Tiles are P input channels x T vectors. */
+static void flat_din_grid(float *gp, size_t ngp, const float *dout, int OC, int OH, int OW, int W, size_t lead)
+{
+    for (int o = 0; o < OC; o++) {
+        float *g = gp + (size_t)o * ngp;
+        memset(g, 0, sizeof(float) * lead);
+        /* a row and its zeros as masked loads and stores: a memcpy and a
+         * memset call per row cost about what the row's FMAs do */
+        for (int y = 0; y < OH; y++) {
+            float *row = g + lead + (size_t)y * W;
+            const float *src = dout + ((size_t)o * OH + y) * OW;
+            for (int x = 0; x < W; x += 16) {
+                const __mmask16 in = (__mmask16)(OW - x >= 16 ? 0xffffu : OW > x ? (1u << (OW - x)) - 1 : 0);
+                const __mmask16 out = (__mmask16)(W - x >= 16 ? 0xffffu : (1u << (W - x)) - 1);
+                _mm512_mask_storeu_ps(row + x, out, _mm512_maskz_loadu_ps(in, src + x));
+            }
+        }
+        const size_t used = lead + (size_t)OH * W;
+        memset(g + used, 0, sizeof(float) * (ngp - used));
+    }
+}
+
+static ALWAYS_INLINE void flat_din_tile(float *din, const float *gp, size_t ngp, const float *w, int C, int H,
+                                        int W, int OC, size_t lead, int c0, int v0, const int P, const int T,
+                                        const int K, __mmask16 last)
+{
+    enum { PMAX = 8, TMAX = 3 };
+    vz acc[PMAX][TMAX];
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++)
+            acc[p][t] = vbcast_v16(0.0f);
+    for (int o = 0; o < OC; o++) {
+        const float *g = gp + (size_t)o * ngp + lead + 16 * v0;
+        const float *wp = w + ((size_t)o * C + c0) * K * K;
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                vz x[TMAX];
+                for (int t = 0; t < T; t++) {
+                    x[t] = vload_v16(g + 16 * t - ky * W - kx);
+                    IN_REGISTER(x[t]);
+                }
+                for (int p = 0; p < P; p++) {
+                    /* one broadcast for T FMAs, not one folded into each */
+                    vz wv = vbcast_v16(wp[(size_t)p * K * K + ky * K + kx]);
+                    IN_REGISTER(wv);
+                    for (int t = 0; t < T; t++)
+                        acc[p][t] += wv * x[t];
+                }
+            }
+    }
+    for (int p = 0; p < P; p++)
+        for (int t = 0; t < T; t++) {
+            float *d = din + (size_t)(c0 + p) * H * W + 16 * (v0 + t);
+            _mm512_mask_storeu_ps(d, t == T - 1 ? last : (__mmask16)0xffff, (__m512)acc[p][t]);
+        }
+}
+
+static ALWAYS_INLINE void flat_din_k(float *din, float *gp, const float *dout, const float *w, int C, int H, int W,
+                                     int OC, const int K)
+{
+    const int OH = H - K + 1, OW = W - K + 1, n = H * W, nv = (n + 15) / 16;
+    const size_t lead = flat_din_lead(W, K), ngp = flat_din_floats(H, W, 1, K);
+    const __mmask16 last = (__mmask16)(n % 16 ? (1u << (n % 16)) - 1 : 0xffffu);
+    flat_din_grid(gp, ngp, dout, OC, OH, OW, W, lead);
+#define FLAT_DIN(PV)                                                                                    \
+    {                                                                                                   \
+        int v = 0;                                                                                      \
+        for (; v + 3 < nv; v += 3)                                                                      \
+            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 3, K, 0xffff);               \
+        for (; v + 1 < nv; v++)                                                                         \
+            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 1, K, 0xffff);               \
+        flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 1, K, last);                     \
+    }
+    int c0 = 0;
+    for (; c0 + 8 <= C; c0 += 8)
+        FLAT_DIN(8)
+    for (; c0 + 4 <= C; c0 += 4)
+        FLAT_DIN(4)
+    for (; c0 < C; c0++)
+        FLAT_DIN(1)
+#undef FLAT_DIN
+}
+
+void convk_flat_din(float *din, float *gp, const float *dout, const float *w, int C, int H, int W, int OC, int K)
+{
+    switch (K) {
+    case 1: flat_din_k(din, gp, dout, w, C, H, W, OC, 1); break;
+    case 2: flat_din_k(din, gp, dout, w, C, H, W, OC, 2); break;
+    case 3: flat_din_k(din, gp, dout, w, C, H, W, OC, 3); break;
+    case 4: flat_din_k(din, gp, dout, w, C, H, W, OC, 4); break;
+    case 5: flat_din_k(din, gp, dout, w, C, H, W, OC, 5); break;
+    case 6: flat_din_k(din, gp, dout, w, C, H, W, OC, 6); break;
+    case 7: flat_din_k(din, gp, dout, w, C, H, W, OC, 7); break;
     default: break;
     }
 }

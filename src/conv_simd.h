@@ -198,6 +198,23 @@ static inline size_t flat_dw_floats(int H, int W, int OC, int K)
     return (size_t)OC * ((ng + 15) / 16 * 16);
 }
 void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K);
+/* din on its own grid: GP takes flat_din_floats of room, for dout with
+ * zeros around it. */
+static inline size_t flat_din_lead(int W, int K)
+{
+    return (size_t)(K - 1) * W + (size_t)(K - 1);
+}
+static inline size_t flat_din_floats(int H, int W, int OC, int K)
+{
+    return (size_t)OC * ((flat_din_lead(W, K) + (size_t)H * W + 15) / 16 * 16 + 16);
+}
+/* The share of its lanes that sum a term: flat_din against rows padded to
+ * the vector (the path choice compares them). */
+static inline double flat_din_lane_use(int H, int W, int K)
+{
+    return (double)(H - K + 1) * (W - K + 1) / (16.0 * ((H * W + 15) / 16));
+}
+void convk_flat_din(float *din, float *gp, const float *dout, const float *w, int C, int H, int W, int OC, int K);
 
 /* conv_rows.c: output rows 17 to 31 wide, along the output. */
 void convk_rows_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
