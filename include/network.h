@@ -85,7 +85,11 @@ void net_workspaces_free(net_workspace *ws, int n);
 const float *net_forward(const network *net, net_workspace *ws);
 /* net_forward for predictions only, through the live shapes: the outputs
  * of a conv whose pool is fused into its kernel are not kept, nor that
- * pool's argmax (a backward pass needs it). The same logits, bit for bit. */
+ * pool's argmax (a backward pass needs it). The same logits up to
+ * rounding: a cut shape may take another kernel, and not every kernel
+ * gives the reference's bits (the general 8-lane forward's last odd
+ * filter is not contracted to FMAs); training and evaluation both run
+ * the live shapes, so they agree bit for bit. */
 const float *net_predict(const network *net, net_workspace *ws);
 
 /* Forward and backward for one labelled sample in ws->acts[0]: adds this

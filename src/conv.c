@@ -169,7 +169,9 @@ static int fwd_path(int C, int H, int W, int OC, int K)
     /* Rows 17 to 31 wide: no idle lanes (where chunks of 16 leave a
      * quarter or more of them idle at 24, 22 and 26 wide). With 3x3 and
      * smaller kernels a tile has too few taps to pay for its setup (26
-     * wide: 0.97x the chunks). */
+     * wide: 0.97x the chunks), but at 24 wide the 2x2 pool comes from its
+     * registers (the 3x3 network's conv1 as trained: 1.01x the grid and
+     * a pool pass, in the whole network). */
     if (OW > 16 && OW < 32 && (K >= 4 || (K == 3 && OW == 24)) && K <= 7)
         return PATH_ROWS16;
     /* Where chunks of 16 would leave a quarter or more of the lanes idle;
