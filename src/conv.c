@@ -212,7 +212,7 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
     /* din on its own grid, where that wastes fewer lanes than dout's rows
      * padded to the vector: 3x3 kernels, whose din is barely wider than
      * dout (12x12 from 10x10: 69% of the lanes against 62%); dw, where
-     * the pool above does not sum it, as the general path. 1.17x the
+     * the pool above does not sum it, as the general path. 1.16x the
      * general din for the 3x3 network's conv2. */
     if (has_din && K <= 7 && flat_din_floats(H, W, OC, K) <= SCRATCH_FLOATS &&
         gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS &&
