@@ -268,14 +268,18 @@ static ALWAYS_INLINE void flat_din_k(float *din, float *gp, const float *dout, c
     const size_t lead = flat_din_lead(W, K), ngp = flat_din_floats(H, W, 1, K);
     const __mmask16 last = (__mmask16)(n % 16 ? (1u << (n % 16)) - 1 : 0xffffu);
     flat_din_grid(gp, ngp, dout, OC, OH, OW, W, lead);
+    /* The grid is padded, so only the last vector's store is masked: it
+     * ends a tile of 3 where it can (12x12: 3 + 3 + 3, not 3 + 3 + 1 + 1
+     * + 1, whose lone vectors wait on their FMAs' latency). */
 #define FLAT_DIN(PV)                                                                                    \
     {                                                                                                   \
         int v = 0;                                                                                      \
-        for (; v + 3 < nv; v += 3)                                                                      \
-            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 3, K, 0xffff);               \
-        for (; v + 1 < nv; v++)                                                                         \
-            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 1, K, 0xffff);               \
-        flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 1, K, last);                     \
+        for (; v + 3 <= nv; v += 3)                                                                     \
+            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 3, K, v + 3 == nv ? last : 0xffff); \
+        if (nv - v == 2)                                                                                \
+            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 2, K, last);                 \
+        else if (nv - v == 1)                                                                           \
+            flat_din_tile(din, gp, ngp, w, C, H, W, OC, lead, c0, v, (PV), 1, K, last);                 \
     }
     int c0 = 0;
     for (; c0 + 8 <= C; c0 += 8)
