@@ -212,8 +212,8 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
     /* din on its own grid, where that wastes fewer lanes than dout's rows
      * padded to the vector: 3x3 kernels, whose din is barely wider than
      * dout (12x12 from 10x10: 69% of the lanes against 62%); dw, where
-     * the pool above does not sum it, as the general path. 1.16x the
-     * general din for the 3x3 network's conv2. */
+     * the pool above does not sum it, as the general path. 1.3x the
+     * general din for the 3x3 network's conv2 (kernel harness, 5 runs). */
     if (has_din && K <= 7 && flat_din_floats(H, W, OC, K) <= SCRATCH_FLOATS &&
         gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS &&
         flat_din_lane_use(H, W, K) > (double)OW / (gen_lanes(OW) * ((OW + gen_lanes(OW) - 1) / gen_lanes(OW))))
