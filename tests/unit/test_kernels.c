@@ -24,6 +24,7 @@ static const shape shapes[] = {
     { 3, 28, 28, 4, 5 },   /* output rows 24 wide, other channel counts */
     { 2, 28, 28, 2, 5 },
     { 1, 20, 28, 12, 5 },  /* 16 rows of 24 */
+    { 2, 27, 28, 5, 5 },   /* 23 rows of 24: row pairs, then a last row alone */
     { 2, 12, 12, 8, 5 },   /* output rows 8 wide */
     { 4, 10, 12, 16, 5 },  /* 6 rows of 8 */
     { 3, 14, 12, 16, 5 },  /* 10 rows of 8 */
