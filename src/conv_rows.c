@@ -47,13 +47,23 @@ static inline rows_vec rows_vec_at(int y, int x, int W, int OW, int left)
  * NULL: the outputs only (pool_max16). */
 static inline void pool_rows24(float *pooled, int32_t *argmax, const vz *v, int base)
 {
-    const __m512i top = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 0, 0, 0, 0);
-    const __m512i bottom = _mm512_setr_epi32(8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0, 0, 0, 0);
-    const __m512i one = _mm512_set1_epi32(1);
+    /* The permutes' indices are loaded here through a pointer the compiler
+     * cannot see through: as constants it hoisted them out of the loop over
+     * tiles, where they held 4 of the 32 registers the FMA loop needs and
+     * pushed two accumulators to the stack. */
+    static const int32_t pick[4][16] __attribute__((aligned(64))) = {
+        { 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22 },
+        { 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23 },
+        { 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30 },
+        { 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31 },
+    };
+    const int32_t(*ip)[16] = pick;
+    __asm__ volatile("" : "+r"(ip));
+    const __m512i top = _mm512_load_si512(ip[0]);
     const __m512 a = _mm512_permutex2var_ps((__m512)v[0], top, (__m512)v[1]);
-    const __m512 b = _mm512_permutex2var_ps((__m512)v[0], _mm512_add_epi32(top, one), (__m512)v[1]);
-    const __m512 c = _mm512_permutex2var_ps((__m512)v[1], bottom, (__m512)v[2]);
-    const __m512 d = _mm512_permutex2var_ps((__m512)v[1], _mm512_add_epi32(bottom, one), (__m512)v[2]);
+    const __m512 b = _mm512_permutex2var_ps((__m512)v[0], _mm512_load_si512(ip[1]), (__m512)v[1]);
+    const __m512 c = _mm512_permutex2var_ps((__m512)v[1], _mm512_load_si512(ip[2]), (__m512)v[2]);
+    const __m512 d = _mm512_permutex2var_ps((__m512)v[1], _mm512_load_si512(ip[3]), (__m512)v[2]);
     if (!argmax) {
         _mm512_mask_storeu_ps(pooled, 0x0fff, pool_max16(a, b, c, d));
         return;
