@@ -175,13 +175,13 @@ static ALWAYS_INLINE void rows24_fwd_tile(float *out, const float *in, const flo
             }
         }
     }
+    /* vmaxps with 0 second: x > 0 ? x : +0 for -0 and NaN too (it returns
+     * its second operand for those), so vrelu's bits in one instruction
+     * where vrelu takes two. */
     vz v[PMAX][3];
     for (int p = 0; p < P; p++)
-        for (int t = 0; t < 3; t++) {
-            v[p][t] = acc[p][t];
-            if (relu)
-                v[p][t] = vrelu_v16(&v[p][t]);
-        }
+        for (int t = 0; t < 3; t++)
+            v[p][t] = relu ? (vz)_mm512_max_ps((__m512)acc[p][t], _mm512_setzero_ps()) : acc[p][t];
     /* Unrolled, the pools read the accumulators from their registers (see
      * rows_fwd_tile). */
 #pragma GCC unroll 8
