@@ -24,6 +24,7 @@ static const shape shapes[] = {
     { 3, 28, 28, 4, 5 },   /* output rows 24 wide, other channel counts */
     { 2, 28, 28, 2, 5 },
     { 1, 20, 28, 12, 5 },  /* 16 rows of 24 */
+    { 2, 27, 28, 5, 5 },   /* 23 rows of 24: row pairs, then a last row alone */
     { 2, 12, 12, 8, 5 },   /* output rows 8 wide */
     { 4, 10, 12, 16, 5 },  /* 6 rows of 8 */
     { 3, 14, 12, 16, 5 },  /* 10 rows of 8 */
@@ -188,6 +189,49 @@ static void conv_relu_forward_matches_ref(void **state)
         free(ref);
     }
     assert_true(zeros > 100 && positives > 100); /* both sides of the ReLU were seen */
+}
+
+/* The ReLU inside the kernels gives relu_forward's +0 for a NaN and for a
+ * -0 sum (a fast path's max with 0 must take the 0 then), so the fused
+ * pool sees no NaN and no -0 either. Filter 0 sums -0s (weights and bias
+ * -0, inputs positive); a NaN pixel makes NaN sums in every filter. */
+static void conv_relu_zero_and_nan_give_plus_zero(void **state)
+{
+    (void)state;
+    enum { C = 1, H = 28, W = 28, OC = 8, K = 5, OH = H - K + 1, OW = W - K + 1 };
+    static float in[C * H * W], w[OC * C * K * K], b[OC], ref[OC * OH * OW], fast[OC * OH * OW];
+    static float pooled[OC * (OH / 2) * (OW / 2)], pwant[OC * (OH / 2) * (OW / 2)];
+    static int32_t arg[OC * (OH / 2) * (OW / 2)], awant[OC * (OH / 2) * (OW / 2)];
+    fill_uniform(in, C * H * W, 0.1f, 1, 3100);
+    fill_uniform(w, OC * C * K * K, -0.5f, 0.5f, 3200);
+    fill_uniform(b, OC, -1, 1, 3300);
+    for (int i = 0; i < C * K * K; i++)
+        w[i] = -0.0f;
+    b[0] = -0.0f;
+    in[13 * W + 13] = NAN;
+    conv_forward_ref(ref, in, w, b, C, H, W, OC, K);
+    conv_relu_forward(fast, in, w, b, C, H, W, OC, K);
+    const float plus0 = 0.0f;
+    size_t nans = 0, negzeros = 0;
+    for (int i = 0; i < OC * OH * OW; i++)
+        if (isnan(ref[i]) || (ref[i] == 0 && signbit(ref[i]))) {
+            nans += isnan(ref[i]);
+            negzeros += !isnan(ref[i]);
+            if (memcmp(&fast[i], &plus0, sizeof plus0) != 0)
+                fail_msg("conv_relu_forward: output %d is %g, want +0 (the sum is %g)", i, (double)fast[i],
+                         (double)ref[i]);
+        }
+    assert_true(nans >= OC * K * K && negzeros > 500);
+    maxpool_forward(pwant, awant, fast, OC, OH, OW, 2, 2);
+    /* unfused (no 512-bit vectors), the call needs the conv's output */
+    float *out = conv_relu_pool_fused(C, H, W, OC, K) ? NULL : ref;
+    for (int mode = out ? 1 : 0; mode < 2; mode++) {
+        conv_relu_pool_forward(out, pooled, mode ? arg : NULL, in, w, b, C, H, W, OC, K);
+        for (int i = 0; i < OC * (OH / 2) * (OW / 2); i++)
+            if (memcmp(&pooled[i], &pwant[i], sizeof(float)) != 0 || (mode && arg[i] != awant[i]))
+                fail_msg("conv_relu_pool_forward%s: output %d is %g, want %g", mode ? "" : " (no argmax)", i,
+                         (double)pooled[i], (double)pwant[i]);
+    }
 }
 
 /* conv_relu_pool_forward gives the bits of conv_relu_forward then
@@ -576,6 +620,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(conv_paths_cover_shapes),
     cmocka_unit_test(dense_forward_matches_ref),
     cmocka_unit_test(conv_relu_pool_forward_matches_unfused),
+    cmocka_unit_test(conv_relu_zero_and_nan_give_plus_zero),
     cmocka_unit_test(conv_pool_weight_grads_match_ref),
     cmocka_unit_test(maxpool_forward_matches_ref),
     cmocka_unit_test(maxpool_relu_backward_matches_unfused),
