@@ -97,11 +97,11 @@ static void set_kernel_flags(net_layer *L, int n)
 /* net->live from net->layers, from the top down: each layer's output cut
  * to the top-left part up to the last row and column the layer above
  * reads (a pool of stride > size still computes the rows between its
- * windows), its input to what that part reads. A
- * dense layer reads all of its input, and the last layer's output is
- * whole. Conv and pool windows read down and to the right of their
- * output, so every cut is a top-left part and keeps the layout's order:
- * the live output of a layer is exactly the live input of the next. */
+ * windows), its input to what that part reads. A dense layer reads all
+ * of its input, and the last layer's output is whole. Conv and pool
+ * windows read down and to the right of their output, so every cut is a
+ * top-left part and keeps the layout's order: the live output of a layer
+ * is exactly the live input of the next. */
 static void cut_to_live(network *net)
 {
     int need_h = 0, need_w = 0; /* of this layer's output; 0: all of it */
