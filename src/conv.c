@@ -216,7 +216,7 @@ static int bwd_path(int has_din, int C, int H, int W, int OC, int K)
      * general din for the 3x3 network's conv2 (kernel harness, 5 runs). */
     if (has_din && K <= 7 && flat_din_floats(H, W, OC, K) <= SCRATCH_FLOATS &&
         gen_scratch(C, H, W, OC, K) <= SCRATCH_FLOATS &&
-        flat_din_lane_use(H, W, K) > (double)OW / (gen_lanes(OW) * ((OW + gen_lanes(OW) - 1) / gen_lanes(OW))))
+        flat_din_lane_use(H, W, K) > (double)OW / round_up(OW, gen_lanes(OW)))
         return PATH_FLATDIN16;
 #endif
     int fast_dw = K == 5 && ((OW == 24 && OC % 2 == 0) || (OW == 8 && OH <= 8 && OC == 16));

@@ -210,17 +210,7 @@ static void flat_din_grid(float *gp, size_t ngp, const float *dout, int OC, int 
     for (int o = 0; o < OC; o++) {
         float *g = gp + (size_t)o * ngp;
         memset(g, 0, sizeof(float) * lead);
-        /* a row and its zeros as masked loads and stores: a memcpy and a
-         * memset call per row cost about what the row's FMAs do */
-        for (int y = 0; y < OH; y++) {
-            float *row = g + lead + (size_t)y * W;
-            const float *src = dout + ((size_t)o * OH + y) * OW;
-            for (int x = 0; x < W; x += 16) {
-                const __mmask16 in = (__mmask16)(OW - x >= 16 ? 0xffffu : OW > x ? (1u << (OW - x)) - 1 : 0);
-                const __mmask16 out = (__mmask16)(W - x >= 16 ? 0xffffu : (1u << (W - x)) - 1);
-                _mm512_mask_storeu_ps(row + x, out, _mm512_maskz_loadu_ps(in, src + x));
-            }
-        }
+        convk_pad_rows(g + lead, W, dout + (size_t)o * OH * OW, 1, OH, OW);
         const size_t used = lead + (size_t)OH * W;
         memset(g + used, 0, sizeof(float) * (ngp - used));
     }
@@ -265,7 +255,7 @@ static ALWAYS_INLINE void flat_din_k(float *din, float *gp, const float *dout, c
                                      int OC, const int K)
 {
     const int OH = H - K + 1, OW = W - K + 1, n = H * W, nv = (n + 15) / 16;
-    const size_t lead = flat_din_lead(W, K), ngp = flat_din_floats(H, W, 1, K);
+    const size_t lead = flat_din_lead(W, K), ngp = flat_din_stride(H, W, K);
     const __mmask16 last = (__mmask16)(n % 16 ? (1u << (n % 16)) - 1 : 0xffffu);
     flat_din_grid(gp, ngp, dout, OC, OH, OW, W, lead);
     /* The grid is padded, so only the last vector's store is masked: it

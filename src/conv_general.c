@@ -42,7 +42,7 @@
  * with AVX-512 each 16 floats are one masked load and store, where a
  * memcpy and a memset call a row cost more than the kernel's own loads
  * (the 3x3 network's conv2 backward: about 7% of its training time). */
-static void pad_rows(float *dst, int WP, const float *src, int C, int H, int W)
+void convk_pad_rows(float *dst, int WP, const float *src, int C, int H, int W)
 {
     for (size_t r = 0; r < (size_t)C * H; r++) {
 #ifdef GEN_V16
@@ -79,7 +79,7 @@ static void gen_forward(float *out, const float *in, const float *w, const float
     float *pin = scratch, *pout = scratch + (size_t)C * H * Wp;
     int padded = OWp != OW;
     if (padded)
-        pad_rows(pin, Wp, in, C, H, W);
+        convk_pad_rows(pin, Wp, in, C, H, W);
     const float *src = padded ? pin : in;
     float *dst = padded ? pout : out;
     int is = padded ? Wp : W;
@@ -109,9 +109,9 @@ static void gen_backward(float *din, float *dw, float *db, const float *dout, co
     if (dw)
         convk_bias_grad(db, dout, OC, OH * OW);
     if (padded) {
-        pad_rows(pg, OWp, dout, OC, OH, OW);
+        convk_pad_rows(pg, OWp, dout, OC, OH, OW);
         if (dw && !ol)
-            pad_rows(pin, Wp, in, C, H, W);
+            convk_pad_rows(pin, Wp, in, C, H, W);
     }
     const float *src = padded ? pin : in, *g = padded ? pg : dout;
     float *dd = padded ? pdin : din;

@@ -245,8 +245,9 @@ static ALWAYS_INLINE void rows_fwd_k(float *out, const float *in, const float *w
 #undef ROWS_GROUP
 }
 
-/* K 3 (24-wide rows) to 7 (fwd_path's choice); POOLED (with ARGMAX, or without it for
- * the maxima only) needs OW = 24 and OH even, and OUT may then be NULL. */
+/* K 3 (24-wide rows) to 7 (fwd_path's choice); POOLED (with ARGMAX, or
+ * without it for the maxima only) needs OW = 24 and OH even, and OUT may
+ * then be NULL. */
 void convk_rows_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                     int K, int relu, float *pooled, int32_t *argmax)
 {

@@ -162,6 +162,10 @@ static inline int dwoc_lanes(int OW, int OC)
     return 8;
 }
 
+/* C planes of H rows, W wide, copied into rows WP wide, zero past W (the
+ * general path's padding; flat_din's grid). */
+void convk_pad_rows(float *dst, int WP, const float *src, int C, int H, int W);
+
 /* Floats of scratch the general path needs: where rows are padded, the
  * input padded to rows OWp+K-1 wide, din as the input and the gradient
  * padded to OWp; then dout transposed for dwoc. */
@@ -204,9 +208,15 @@ static inline size_t flat_din_lead(int W, int K)
 {
     return (size_t)(K - 1) * W + (size_t)(K - 1);
 }
+/* Floats of one filter's grid: the lead, H rows, whole vectors and one
+ * more, for the last vector's loads shifted past the rows. */
+static inline size_t flat_din_stride(int H, int W, int K)
+{
+    return (flat_din_lead(W, K) + (size_t)H * W + 15) / 16 * 16 + 16;
+}
 static inline size_t flat_din_floats(int H, int W, int OC, int K)
 {
-    return (size_t)OC * ((flat_din_lead(W, K) + (size_t)H * W + 15) / 16 * 16 + 16);
+    return (size_t)OC * flat_din_stride(H, W, K);
 }
 /* The share of its lanes that sum a term: flat_din against rows padded to
  * the vector (the path choice compares them). */
