@@ -51,6 +51,7 @@ typedef struct {
     size_t train_count, val_count, test_count;
     size_t nparams;
     int nthreads;
+    int threads_capped_from;           /* OMP_NUM_THREADS's count, cut to the CPUs (threads.h), else 0 */
     size_t nblocks, block_samples;     /* a full batch's gradient blocks, and samples per block */
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */

@@ -196,6 +196,16 @@ typedef struct {
     int live; /* a live report was written */
 } train_view;
 
+/* "N threads", and why fewer than OMP_NUM_THREADS asked for. */
+static const char *threads_phrase(char *buf, size_t size, int nthreads, int capped_from)
+{
+    int n = snprintf(buf, size, "%d thread%s", nthreads, nthreads == 1 ? "" : "s");
+    if (capped_from && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " (OMP_NUM_THREADS=%d, but the process may run on %d CPU%s only; --threads %d "
+                 "runs all %d)", capped_from, nthreads, nthreads == 1 ? "" : "s", capped_from, capped_from);
+    return buf;
+}
+
 static void view_start(void *user, const train_start_info *info)
 {
     train_view *v = user;
@@ -203,8 +213,10 @@ static void view_start(void *user, const train_start_info *info)
         return;
     printf("data: %zu training, %zu validation, %zu test images, loaded in %.2f s\n", info->train_count,
            info->val_count, info->test_count, info->load_seconds);
-    printf("model: %zu parameters; %d thread%s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams,
-           info->nthreads, info->nthreads == 1 ? "" : "s", info->nblocks, info->nblocks == 1 ? "" : "s",
+    char threads[160];
+    printf("model: %zu parameters; %s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams,
+           threads_phrase(threads, sizeof threads, info->nthreads, info->threads_capped_from), info->nblocks,
+           info->nblocks == 1 ? "" : "s",
            info->block_samples, info->block_samples == 1 ? "" : "s");
     /* A block is the unit of work: threads beyond the blocks only wait. */
     size_t workers = (size_t)info->nthreads * (size_t)info->nranks;
@@ -504,8 +516,10 @@ int cli_eval(const cli_args *a)
     double secs = timer_now() - t0;
     int k = s.cfg.classes;
     if (!a->quiet) {
-        printf("model %s on %s: %zu images in %.3f s, %d thread%s, mean loss %.4f\n\n", a->model, s.cfg.test_images,
-               s.test.count, secs, nthreads, nthreads == 1 ? "" : "s", res.loss);
+        char threads[160];
+        printf("model %s on %s: %zu images in %.3f s, %s, mean loss %.4f\n\n", a->model, s.cfg.test_images,
+               s.test.count, secs, threads_phrase(threads, sizeof threads, nthreads, threads_capped_from(a->threads)),
+               res.loss);
         printf("class  count  precision  recall\n");
         for (int c = 0; c < k; c++) {
             uint64_t tp = res.confusion[(size_t)c * k + c], actual = 0, predicted = 0;

@@ -25,7 +25,7 @@ static const cli_option options[] = {
     { "set", OPT_SET, "SECTION.KEY=VALUE", "override a config key (layers: layer.NAME.KEY); repeatable", FOR_CONFIG },
     { "resume", OPT_RESUME, "CKPT", "continue training from a checkpoint", ONLY(CMD_TRAIN) },
     { "init", OPT_INIT, "MODEL", "start from MODEL's weights (warm start; same architecture)", ONLY(CMD_TRAIN) },
-    { "threads", 'j', "N", "OpenMP threads (default: OMP_NUM_THREADS, else all cores)", EVALUATES },
+    { "threads", 'j', "N", "exactly N OpenMP threads (default: OMP_NUM_THREADS, at most one per CPU)", EVALUATES },
     { "quiet", 'q', NULL, "no per-epoch lines or progress bar, only the result (export: nothing)",
       ONLY(CMD_TRAIN) | ONLY(CMD_EVAL) | ONLY(CMD_EXPORT) },
     { "config", OPT_CONFIG, "CONFIG", "what a model trained from CONFIG would be made of", ONLY(CMD_INFO) },

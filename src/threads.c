@@ -1,12 +1,24 @@
 #include "threads.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-int threads_resolve(int requested)
+/* The CPUs this process may run on; 0 if the kernel will not say (a mask
+ * wider than cpu_set_t's 1,024: then nothing is capped). */
+static int cpus_allowed(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    return CPU_COUNT(&set);
+}
+
+/* What the command asks for before the cap. */
+static int threads_asked(int requested)
 {
 #ifdef _OPENMP
     if (requested > 0)
@@ -17,6 +29,18 @@ int threads_resolve(int requested)
     (void)requested;
     return 1;
 #endif
+}
+
+int threads_resolve(int requested)
+{
+    int n = threads_asked(requested), cpus = cpus_allowed();
+    return requested > 0 || cpus == 0 || n <= cpus ? n : cpus;
+}
+
+int threads_capped_from(int requested)
+{
+    int n = threads_asked(requested);
+    return n > threads_resolve(requested) ? n : 0;
 }
 
 void threads_block_signals(int n, const sigset_t *set)

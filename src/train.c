@@ -495,7 +495,8 @@ static void report_start(const run *r, double load_seconds)
     char kernels[512];
     net_kernel_summary(&r->net, kernels, sizeof kernels);
     size_t per, nblocks = batch_blocks(r->cfg, B, &per);
-    train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads, nblocks, per,
+    train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads,
+                              threads_capped_from(opts->nthreads), nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
                               dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net),

@@ -19,7 +19,8 @@ setup() {
     # batch of 30.
     for t in 1 2 3 8; do
         mkdir "$D/t$t"
-        OMP_NUM_THREADS=$t run --separate-stderr train_small "$D/t$t" --set output.metrics=
+        # --threads: exactly t threads, on however few cores (threads.h)
+        run --separate-stderr train_small "$D/t$t" --threads "$t" --set output.metrics=
         assert_status 0
         assert_contains "$output" " parameters; $t thread"
     done
@@ -37,6 +38,31 @@ setup() {
     assert_status 0
     assert_contains "$output" "3 threads"
     assert_same_model "$D/a/m.model" "$D/b/m.model"
+}
+
+@test "OMP_NUM_THREADS beyond the CPUs the process may run on gives one thread per CPU, and says so; --threads insists; the same bytes" {
+    command -v taskset >/dev/null || skip "no taskset (util-linux)"
+    # The first CPU this shell may run on: the test pins to it alone.
+    local cpu
+    cpu=$(taskset -pc $$ | sed 's/.*: *//; s/[-,].*//')
+    local -a ARGS
+    mkdir "$D/a" "$D/b" "$D/c"
+    small_argv "$D/a"
+    OMP_NUM_THREADS=4 run --separate-stderr taskset -c "$cpu" "$TRAINER" train "${ARGS[@]}" --set output.metrics=
+    assert_status 0
+    assert_contains "$output" "model: 5994 parameters; 1 thread (OMP_NUM_THREADS=4, but the process may run on 1 CPU only; --threads 4 runs all 4);"
+    small_argv "$D/b"
+    OMP_NUM_THREADS=4 run --separate-stderr taskset -c "$cpu" "$TRAINER" train "${ARGS[@]}" --threads 4 \
+        --set output.metrics=
+    assert_status 0
+    assert_contains "$output" "model: 5994 parameters; 4 threads;"
+    OMP_NUM_THREADS=1 run --separate-stderr train_small "$D/c" --set output.metrics=
+    assert_contains "$output" "model: 5994 parameters; 1 thread;"
+    assert_same_model "$D/a/m.model" "$D/b/m.model"
+    assert_same_model "$D/a/m.model" "$D/c/m.model"
+    OMP_NUM_THREADS=3 run --separate-stderr taskset -c "$cpu" "$TRAINER" eval "$D/a/m.model"
+    assert_status 0
+    assert_contains "$output" "1 thread (OMP_NUM_THREADS=3, but the process may run on 1 CPU only; --threads 3 runs all 3), mean loss"
 }
 
 @test "batches above the block count (130: 15 blocks of 9 by default, 44 of 3 with train.blocks=64) are thread-independent too" {
