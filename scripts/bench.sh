@@ -14,7 +14,8 @@
 # vec512-winners", does a quarter of its dw's, so GFLOP/s are dense-
 # equivalent where the kernels line says so), the share of the FMA
 # peaks measured by a small loop (512-bit where the CPU has it, and 256-bit),
-# thread scaling, PyTorch side by side where it is installed
+# thread scaling, OMP_NUM_THREADS at four per CPU against one per CPU,
+# PyTorch side by side where it is installed
 # (scripts/bench_torch.py), a sweep over network shapes with each layer's
 # kernel path, the time to evaluate the 10,000 test images, the time to load
 # the four gz files, the maximum RSS of a full run, and the time to 99% test
@@ -80,11 +81,14 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if
 minmax() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f..%.0f", lo, hi }'; }
 
 # One training run: BIN THREADS BATCH TAG [--set ...]. Leaves the stdout in
-# $TMP/TAG.out and the metrics CSV in $TMP/TAG.csv.
+# $TMP/TAG.out and the metrics CSV in $TMP/TAG.csv. THREADS is N (--threads
+# N) or omp:N (OMP_NUM_THREADS=N alone, which the trainer cuts to the CPUs).
 train_once() {
     local bin=$1 t=$2 bs=$3 tag=$4
     shift 4
-    OMP_NUM_THREADS=$t "$bin" "$CONFIG" --threads "$t" \
+    local -a tflag=(--threads "$t")
+    case $t in omp:*) t=${t#omp:} && tflag=() ;; esac
+    OMP_NUM_THREADS=$t "$bin" "$CONFIG" "${tflag[@]}" \
         --set train.epochs=1 --set train.batch_size="$bs" --set data.limit="$LIMIT" \
         --set data.test_limit=1000 --set output.progress=never \
         --set output.model="$TMP/$tag.model" --set output.metrics="$TMP/$tag.csv" "$@" \
@@ -176,24 +180,30 @@ printf '%7s %6s %12s %20s %9s %9s %9s' threads batch samples/s "(min..max)" GFLO
 [ -n "$BASELINE" ] && printf ' %12s %8s' "baseline/s" speedup
 echo
 LOADS=()
-for t in $THREADS; do
-    for bs in $BATCHES; do
-        : >"$TMP/rates" && : >"$TMP/brates"
-        for r in $(seq "$REPEATS"); do
+# Round by round over all the cells, so that the cells' runs interleave: a
+# ratio of two cells (the scaling below) compares runs seconds apart, not
+# the host's speed of one minute against the next.
+for r in $(seq "$REPEATS"); do
+    for t in $THREADS; do
+        for bs in $BATCHES; do
             train_once "$TRAINER" "$t" "$bs" run
-            rate_of run >>"$TMP/rates"
+            rate_of run >>"$TMP/rates.$t.$bs"
             [ "$bs" = 64 ] && LOADS+=("$(load_of run)")
             if [ -n "$BASELINE" ]; then
                 train_once "$BASELINE" "$t" "$bs" base
-                rate_of base >>"$TMP/brates"
+                rate_of base >>"$TMP/brates.$t.$bs"
             fi
         done
-        m=$(median <"$TMP/rates")
+    done
+done
+for t in $THREADS; do
+    for bs in $BATCHES; do
+        m=$(median <"$TMP/rates.$t.$bs")
         MED[$t,$bs]=$m
-        awk -v m="$m" -v t="$t" -v bs="$bs" -v mm="$(minmax <"$TMP/rates")" -v f="$MFLOP_PER_SAMPLE" -v p="$PEAK" \
+        awk -v m="$m" -v t="$t" -v bs="$bs" -v mm="$(minmax <"$TMP/rates.$t.$bs")" -v f="$MFLOP_PER_SAMPLE" -v p="$PEAK" \
             -v q="$PEAK256" 'BEGIN { g = m * f / 1000; printf "%7d %6d %12.0f %20s %9.1f %8.1f%% %8.1f%%", t, bs, m, "(" mm ")", g, 100 * g / (p * t), 100 * g / (q * t) }'
         if [ -n "$BASELINE" ]; then
-            b=$(median <"$TMP/brates")
+            b=$(median <"$TMP/brates.$t.$bs")
             BMED[$t,$bs]=$b
             awk -v m="$m" -v b="$b" 'BEGIN { printf " %12.0f %7.2fx", b, m / b }'
         fi
@@ -207,6 +217,21 @@ for bs in $BATCHES; do
             'BEGIN { printf "scaling 1 -> 2 threads at batch %d: %.2fx\n", bs, b / a }'
     fi
 done
+
+# ---- oversubscribed: OMP_NUM_THREADS at 4 per CPU, against one per CPU ----
+# The trainer runs at most one thread per CPU it may run on (threads.h);
+# this row shows what a user's OMP_NUM_THREADS=8 on a small machine costs.
+OVER=$((4 * NPROC))
+: >"$TMP/orates1" && : >"$TMP/orates4"
+for r in $(seq "$REPEATS"); do
+    train_once "$TRAINER" "$NPROC" 64 one
+    rate_of one >>"$TMP/orates1"
+    train_once "$TRAINER" "omp:$OVER" 64 over
+    rate_of over >>"$TMP/orates4"
+done
+awk -v a="$(median <"$TMP/orates1")" -v b="$(median <"$TMP/orates4")" -v n="$NPROC" -v o="$OVER" \
+    -v line="$(sed -n 's/^model: [0-9]* parameters; \(.*\); [0-9]* gradient block.*/\1/p' "$TMP/over.out")" 'BEGIN {
+    printf "OMP_NUM_THREADS=%d on %d CPUs, batch 64 (alternating with %d threads, median of the runs): %.0f samples/s against %.0f: %.3f (the start-up line: %s)\n", o, n, n, b, a, b / a, line }'
 
 # ---- PyTorch, same network, same machine, same time ----
 TT=$([ "$NPROC" -ge 2 ] && echo 2 || echo 1)

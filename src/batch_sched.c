@@ -39,8 +39,10 @@
  *
  * So this scheduler stays: 2-3% faster at one thread per core when quiet,
  * 2 to 16 times faster when a core is shared; oversubscribed, it is 1.3x
- * to 1.5x faster when quiet and 0.6x to 0.7x when busy (8 threads is not
- * what the trainer picks by default: one per core). */
+ * to 1.5x faster when quiet and 0.6x to 0.7x when busy. Since then the
+ * trainer runs no more threads than CPUs unless --threads insists
+ * (threads.h): a helper preempted while it held a block still stalled the
+ * batch, and OMP_NUM_THREADS=8 on 2 quiet cores ran at 0.94 of 2 threads. */
 #include "batch_sched.h"
 
 #include <sched.h>
