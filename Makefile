@@ -32,7 +32,8 @@ ifeq ($(MPI),1)
 endif
 
 ifeq ($(NO_OMP),1)
-  OMP_FLAGS :=
+  # The omp pragmas are meant to be ignored here.
+  OMP_FLAGS := -Wno-unknown-pragmas
 else
   OMP_FLAGS := -fopenmp
 endif
@@ -60,7 +61,7 @@ all: trainer
 
 trainer: $(OBJS) build/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-	@echo "built ./trainer ($(if $(OMP_FLAGS),OpenMP,no OpenMP); $(OPT_FLAGS))"
+	@echo "built ./trainer ($(if $(filter 1,$(NO_OMP)),no OpenMP,OpenMP); $(OPT_FLAGS))"
 
 build/%.o: src/%.c | build
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<

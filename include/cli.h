@@ -25,7 +25,7 @@ typedef struct {
     int nsets;
     const char *inputs[CLI_MAX_INPUTS]; /* predict */
     int ninputs;
-    int threads; /* 0: OMP_NUM_THREADS or all cores */
+    int threads; /* 0: OMP_NUM_THREADS or one per CPU, at most the CPUs (threads.h) */
     int quiet;
     int json;    /* info, predict: JSON instead of text */
     const char *argv0;

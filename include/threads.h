@@ -5,19 +5,24 @@
  * CPU, but never more threads than CPUs the process may run on (its
  * affinity: taskset, a cpuset, mpirun's binding of each rank to a core).
  * Threads beyond those only take turns, and one preempted while it holds
- * a block stalls the batch: 8 threads on 2 cores ran at 0.93 of 2 threads'
- * speed, capped at 2 at 0.98. The model's bytes never depend on the count.
- * A build without OpenMP runs 1. */
+ * a block stalls the batch (README, Measured: OMP_NUM_THREADS=8 on the 2
+ * cores, before and after this cap). The model's bytes never depend on the
+ * count. With OMP_PROC_BIND or OMP_PLACES, libgomp pins the main thread at
+ * start-up, so the CPUs are counted over its places instead. A build
+ * without OpenMP runs 1. */
 #ifndef TRAINER_THREADS_H
 #define TRAINER_THREADS_H
 
 #include <signal.h>
 
-int threads_resolve(int requested);
+typedef struct {
+    int n;        /* threads to run */
+    int cut_from; /* what OMP_NUM_THREADS (or the default) asked for, where n is fewer; else 0 */
+} thread_count;
 
-/* The count OMP_NUM_THREADS asked for where threads_resolve gives fewer
- * (the CPUs), else 0: for the lines that say how many threads run. */
-int threads_capped_from(int requested);
+/* Resolve once per command and pass the count down: the affinity it reads
+ * is the process's at that moment. */
+thread_count threads_resolve(int requested);
 
 /* Starts OpenMP's N threads with the signals in SET blocked in all of them
  * but the calling thread, which alone then receives those signals. Call it

@@ -51,7 +51,7 @@ typedef struct {
     size_t train_count, val_count, test_count;
     size_t nparams;
     int nthreads;
-    int threads_capped_from;           /* OMP_NUM_THREADS's count, cut to the CPUs (threads.h), else 0 */
+    int threads_cut_from;              /* train_options' */
     size_t nblocks, block_samples;     /* a full batch's gradient blocks, and samples per block */
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
@@ -73,7 +73,8 @@ typedef struct {
 typedef struct {
     const char *resume;                /* checkpoint to continue from, or NULL */
     const char *init_from;             /* model whose weights replace the random init (warm start), or NULL */
-    int nthreads;                      /* 0: OpenMP's default */
+    int nthreads;                      /* 0: threads_resolve(0) */
+    int threads_cut_from;              /* threads_resolve's, for the start-up line */
     volatile sig_atomic_t *stop;       /* set to a signal number to stop after the batch */
     volatile sig_atomic_t *armed;      /* set to 1 once a stop would be honoured (training has begun) */
     train_observer obs;

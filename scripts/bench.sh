@@ -48,7 +48,8 @@ cd "$(dirname "$0")/.."
 TRAINER=${BENCH_TRAINER:-./trainer}
 CONFIG=${BENCH_CONFIG:-configs/default.ini}
 BASELINE=${BENCH_BASELINE:-}
-NPROC=$(nproc 2>/dev/null || echo 1)
+# GNU nproc obeys OMP_NUM_THREADS and OMP_THREAD_LIMIT: the CPUs, not those.
+NPROC=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
     LIMIT=${BENCH_LIMIT:-15000}

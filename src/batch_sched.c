@@ -42,7 +42,7 @@
  * to 1.5x faster when quiet and 0.6x to 0.7x when busy. Since then the
  * trainer runs no more threads than CPUs unless --threads insists
  * (threads.h): a helper preempted while it held a block still stalled the
- * batch, and OMP_NUM_THREADS=8 on 2 quiet cores ran at 0.94 of 2 threads. */
+ * batch. */
 #include "batch_sched.h"
 
 #include <sched.h>

@@ -193,16 +193,29 @@ typedef struct {
     double started;
     const cli_args *args; /* for the live report */
     const config *cfg;
+    int nthreads;
     int live; /* a live report was written */
 } train_view;
 
-/* "N threads", and why fewer than OMP_NUM_THREADS asked for. */
-static const char *threads_phrase(char *buf, size_t size, int nthreads, int capped_from)
+/* "N threads", and why fewer than OMP_NUM_THREADS (or the default) asked
+ * for. Under mpirun the cut is usually its binding of a rank to a core,
+ * where --threads would only oversubscribe that core. */
+static const char *threads_phrase(char *buf, size_t size, thread_count t, int nranks)
 {
-    int n = snprintf(buf, size, "%d thread%s", nthreads, nthreads == 1 ? "" : "s");
-    if (capped_from && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " (OMP_NUM_THREADS=%d, but the process may run on %d CPU%s only; --threads %d "
-                 "runs all %d)", capped_from, nthreads, nthreads == 1 ? "" : "s", capped_from, capped_from);
+    int n = snprintf(buf, size, "%d thread%s", t.n, t.n == 1 ? "" : "s");
+    if (!t.cut_from || n < 0 || (size_t)n >= size)
+        return buf;
+    char asked[48], hint[48];
+    if (getenv("OMP_NUM_THREADS"))
+        snprintf(asked, sizeof asked, "OMP_NUM_THREADS=%d", t.cut_from);
+    else
+        snprintf(asked, sizeof asked, "%d by default", t.cut_from);
+    if (nranks > 1)
+        snprintf(hint, sizeof hint, "mpirun --bind-to none: docs/mpi.md");
+    else
+        snprintf(hint, sizeof hint, "--threads %d runs %d", t.cut_from, t.cut_from);
+    snprintf(buf + n, size - (size_t)n, " (%s, but the process may run on %d CPU%s only; %s)", asked, t.n,
+             t.n == 1 ? "" : "s", hint);
     return buf;
 }
 
@@ -213,10 +226,10 @@ static void view_start(void *user, const train_start_info *info)
         return;
     printf("data: %zu training, %zu validation, %zu test images, loaded in %.2f s\n", info->train_count,
            info->val_count, info->test_count, info->load_seconds);
-    char threads[160];
+    char threads[200];
+    const thread_count tc = { info->nthreads, info->threads_cut_from };
     printf("model: %zu parameters; %s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams,
-           threads_phrase(threads, sizeof threads, info->nthreads, info->threads_capped_from), info->nblocks,
-           info->nblocks == 1 ? "" : "s",
+           threads_phrase(threads, sizeof threads, tc, info->nranks), info->nblocks, info->nblocks == 1 ? "" : "s",
            info->block_samples, info->block_samples == 1 ? "" : "s");
     /* A block is the unit of work: threads beyond the blocks only wait. */
     size_t workers = (size_t)info->nthreads * (size_t)info->nranks;
@@ -271,13 +284,14 @@ static void print_warnings(const report_result *res)
  * the page reloads itself), and once more at the end. Its warnings go to
  * stderr only at a normal end (SAY_WARNINGS); a stopped or failed run has
  * its own message, and the page shows them. */
-static int write_report(const cli_args *a, const config *cfg, int live_epoch, int say_warnings, tr_error *err)
+static int write_report(const train_view *v, int live_epoch, int say_warnings, tr_error *err)
 {
+    const config *cfg = v->cfg;
     char steps[CONFIG_PATH_MAX + 16], command[4096];
     runlog_steps_path(cfg->metrics, steps, sizeof steps);
-    command_line(a, command, sizeof command);
-    report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, a->threads,
-                          NULL, 0, command, live_epoch, threads_resolve(a->threads) };
+    command_line(v->args, command, sizeof command);
+    report_options ro = { cfg->model, cfg->metrics, steps[0] ? steps : NULL, cfg->report, NULL, 0, v->nthreads,
+                          NULL, 0, command, live_epoch, v->nthreads };
     report_result res;
     if (report_write(&ro, &res, err) != 0)
         return -1;
@@ -293,7 +307,7 @@ static void view_epoch(void *user, const epoch_report *r)
         fputs("\r\033[K", stderr);
     tr_error err = { 0 };
     if (v->cfg && v->cfg->report[0] && r->epoch < r->epochs) {
-        if (write_report(v->args, v->cfg, r->epoch, 0, &err) != 0)
+        if (write_report(v, r->epoch, 0, &err) != 0)
             fprintf(stderr, "trainer: warning: the live report was not updated: %s\n", err.msg);
         else
             v->live = 1;
@@ -343,7 +357,7 @@ static int load_train_config(const cli_args *a, config *cfg, const char *path, t
     return 0;
 }
 
-static void catch_stop_signals(const cli_args *a)
+static void catch_stop_signals(int nthreads)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* whole lines in log files, as they happen */
     struct sigaction sa;
@@ -357,7 +371,7 @@ static void catch_stop_signals(const cli_args *a)
         sigaddset(&sa.sa_mask, stop_signals[i]);
         sigaction(stop_signals[i], &sa, NULL);
     }
-    threads_block_signals(threads_resolve(a->threads), &sa.sa_mask);
+    threads_block_signals(nthreads, &sa.sa_mask);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit must fail the write, not kill us */
     /* A reader that goes away (trainer | head -1) must not stop training;
      * the failed writes are reported at exit (cli_finish). */
@@ -373,7 +387,7 @@ static int report_interrupted(const cli_args *a, const config *cfg, const train_
     if (view->bar)
         fputs("\r\033[K", stderr);
     /* A live report stops reloading: it is rewritten without the refresh. */
-    if (cfg->report[0] && access(cfg->model, R_OK) == 0 && write_report(a, cfg, 0, 0, err) != 0)
+    if (cfg->report[0] && access(cfg->model, R_OK) == 0 && write_report(view, 0, 0, err) != 0)
         fprintf(stderr, "trainer: warning: the report was not updated: %s\n", err->msg);
     fprintf(stderr, "trainer: stopped by signal %d (%s); checkpoint written to %s\n", res->interrupted_by,
             signal_name(res->interrupted_by), res->checkpoint);
@@ -407,7 +421,7 @@ static int report_finished(const cli_args *a, const config *cfg, const train_res
         return 128 + stop_signal;
     }
     if (cfg->report[0] && dist_rank() == 0) {
-        if (write_report(a, cfg, 0, 1, err) != 0)
+        if (write_report(view, 0, 1, err) != 0)
             return fail_with(err);
         if (!a->quiet)
             printf("report: %s/report.html\n", cfg->report);
@@ -429,9 +443,10 @@ int cli_train(const cli_args *a)
         return fail_with(&err);
     if (dist_agree(dist_rank() == 0 ? outputs_claim(&cfg, &err) : 0, &err) != 0)
         return fail_with(&err);
-    catch_stop_signals(a);
+    const thread_count threads = threads_resolve(a->threads);
+    catch_stop_signals(threads.n);
 
-    train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg };
+    train_view view = { .quiet = a->quiet, .started = timer_now(), .args = a, .cfg = &cfg, .nthreads = threads.n };
     view.bar = !a->quiet && (cfg.progress == PROGRESS_ALWAYS ||
                              (cfg.progress == PROGRESS_AUTO && isatty(STDERR_FILENO)));
     if (!a->quiet) {
@@ -439,13 +454,14 @@ int cli_train(const cli_args *a)
                path ? path : "(built-in defaults)", cfg.epochs, cfg.batch_size, config_optimizer_name(cfg.optimizer),
                cfg.lr, config_schedule_name(cfg.schedule), (long long)cfg.seed);
     }
-    train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = a->threads, .stop = &stop_signal,
+    train_options opts = { .resume = a->resume, .init_from = a->init, .nthreads = threads.n,
+                           .threads_cut_from = threads.cut_from, .stop = &stop_signal,
                            .armed = &stop_armed, .obs = { view_start, view_progress, view_epoch, &view } };
     train_result res;
     if (train_run(&cfg, &opts, &res, &err) != 0) {
         /* A failed run's live report stops reloading too; the failure is still the message. */
         tr_error rerr = { 0 };
-        if (view.live && write_report(a, &cfg, 0, 0, &rerr) != 0)
+        if (view.live && write_report(&view, 0, 0, &rerr) != 0)
             fprintf(stderr, "trainer: warning: the report was not updated: %s\n", rerr.msg);
         return fail_with(&err);
     }
@@ -466,7 +482,7 @@ int cli_report(const cli_args *a)
     }
     char command[4096];
     command_line(a, command, sizeof command);
-    report_options ro = { a->model, a->metrics, a->steps, out, a->sets, a->nsets, a->threads,
+    report_options ro = { a->model, a->metrics, a->steps, out, a->sets, a->nsets, threads_resolve(a->threads).n,
                           a->inputs, a->ninputs, command, 0, 0 };
     tr_error err = { 0 };
     report_result res;
@@ -501,7 +517,8 @@ int cli_eval(const cli_args *a)
     model_session s;
     eval_result res;
     tr_error err = { 0 };
-    int rc = 0, nthreads = threads_resolve(a->threads);
+    const thread_count threads = threads_resolve(a->threads);
+    int rc = 0, nthreads = threads.n;
     if (session_open(&s, a->model, a->sets, a->nsets, NULL, &err) != 0 || session_load_test(&s, NULL, &err) != 0) {
         rc = fail_with(&err);
         goto out;
@@ -516,10 +533,9 @@ int cli_eval(const cli_args *a)
     double secs = timer_now() - t0;
     int k = s.cfg.classes;
     if (!a->quiet) {
-        char threads[160];
+        char line[200];
         printf("model %s on %s: %zu images in %.3f s, %s, mean loss %.4f\n\n", a->model, s.cfg.test_images,
-               s.test.count, secs, threads_phrase(threads, sizeof threads, nthreads, threads_capped_from(a->threads)),
-               res.loss);
+               s.test.count, secs, threads_phrase(line, sizeof line, threads, 1), res.loss);
         printf("class  count  precision  recall\n");
         for (int c = 0; c < k; c++) {
             uint64_t tp = res.confusion[(size_t)c * k + c], actual = 0, predicted = 0;

@@ -32,6 +32,9 @@ int eval_dataset(const network *net, const dataset *ds, size_t first, size_t cou
     /* Dynamic: on shared cores a thread that is descheduled holds up only
      * the 128 samples it claimed, not half the set. Each sample's results
      * go to its own index, so the split changes nothing. */
+#ifndef _OPENMP
+    (void)nthreads;
+#endif
 #pragma omp parallel for schedule(dynamic, 128) num_threads(nthreads)
     for (size_t i = 0; i < count; i++) {
         int tid = 0;

@@ -812,7 +812,7 @@ int report_write(const report_options *o, report_result *res, tr_error *err)
     c.o = o;
     c.out = res;
     c.now = time(NULL);
-    c.nthreads = threads_resolve(o->nthreads);
+    c.nthreads = threads_resolve(o->nthreads).n;
     char mk[PATH_LEN];
     snprintf(mk, sizeof mk, "%s/x", o->out_dir);
     if (o->nothers >= REPORT_MAX_RUNS)

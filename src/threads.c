@@ -7,40 +7,44 @@
 #include <omp.h>
 #endif
 
-/* The CPUs this process may run on; 0 if the kernel will not say (a mask
- * wider than cpu_set_t's 1,024: then nothing is capped). */
+#ifdef _OPENMP
+/* The CPUs this process may run on; 0 if unknown (a mask wider than
+ * cpu_set_t's 1,024: then nothing is capped). */
 static int cpus_allowed(void)
 {
+    /* Bound (OMP_PROC_BIND, OMP_PLACES): this thread now runs on its first
+     * place alone; the places list what the process had. */
+    int nplaces = omp_get_num_places();
+    if (nplaces > 0) {
+        int n = 0;
+        for (int i = 0; i < nplaces; i++)
+            n += omp_get_place_num_procs(i);
+        return n;
+    }
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return 0;
     return CPU_COUNT(&set);
 }
+#endif
 
-/* What the command asks for before the cap. */
-static int threads_asked(int requested)
+thread_count threads_resolve(int requested)
 {
+    thread_count t = { 1, 0 };
 #ifdef _OPENMP
-    if (requested > 0)
-        return requested;
-    int n = omp_get_max_threads();
-    return n > 0 ? n : 1;
+    if (requested > 0) {
+        t.n = requested;
+        return t;
+    }
+    int asked = omp_get_max_threads(), cpus = cpus_allowed();
+    if (asked < 1)
+        asked = 1;
+    t.n = cpus > 0 && asked > cpus ? cpus : asked;
+    t.cut_from = t.n < asked ? asked : 0;
 #else
     (void)requested;
-    return 1;
 #endif
-}
-
-int threads_resolve(int requested)
-{
-    int n = threads_asked(requested), cpus = cpus_allowed();
-    return requested > 0 || cpus == 0 || n <= cpus ? n : cpus;
-}
-
-int threads_capped_from(int requested)
-{
-    int n = threads_asked(requested);
-    return n > threads_resolve(requested) ? n : 0;
+    return t;
 }
 
 void threads_block_signals(int n, const sigset_t *set)

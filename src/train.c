@@ -166,7 +166,7 @@ static int resume_from(run *r, const char *path, tr_error *err)
 }
 
 /* The training and test sets, checked against the config and each other. */
-static int load_sets(run *r, const config *cfg, const train_options *opts, tr_error *err)
+static int load_sets(run *r, const config *cfg, tr_error *err)
 {
     /* Inflating the gz files is most of the start-up: the training and test
      * sets load at once when there are two threads. A failure of the
@@ -184,7 +184,7 @@ static int load_sets(run *r, const config *cfg, const train_options *opts, tr_er
     snprintf(r->prov.version, sizeof r->prov.version, "%s", TRAINER_VERSION);
     r->prov.seed = cfg->seed;
     r->prov.test_accuracy = -1.0;
-#pragma omp parallel sections num_threads(threads_resolve(opts->nthreads) >= 2 ? 2 : 1)
+#pragma omp parallel sections num_threads(r->nthreads >= 2 ? 2 : 1)
     {
 #pragma omp section
         load_rc[0] = data_load_train(&r->train, plan, nplan, cfg, &load_err[0]);
@@ -249,7 +249,7 @@ static int alloc_buffers(run *r, const config *cfg, tr_error *err)
 static int setup(run *r, const config *cfg, const train_options *opts, tr_error *err)
 {
     r->cfg = cfg;
-    if (net_create(&r->net, cfg, err) != 0 || load_sets(r, cfg, opts, err) != 0)
+    if (net_create(&r->net, cfg, err) != 0 || load_sets(r, cfg, err) != 0)
         return -1;
     net_init_params(&r->net, cfg->init, (uint64_t)cfg->seed);
     if (optim_create(&r->opt, cfg, r->net.nparams, err) != 0)
@@ -267,7 +267,6 @@ static int setup(run *r, const config *cfg, const train_options *opts, tr_error 
     if (opts->resume && resume_from(r, opts->resume, err) != 0)
         return -1;
 
-    r->nthreads = threads_resolve(opts->nthreads);
     if (alloc_buffers(r, cfg, err) != 0)
         return -1;
     train_checkpoint_path(cfg, r->ckpt_path, sizeof r->ckpt_path);
@@ -504,7 +503,7 @@ static void report_start(const run *r, double load_seconds)
     net_kernel_summary(&r->net, kernels, sizeof kernels);
     size_t per, nblocks = batch_blocks(r->cfg, B, &per);
     train_start_info info = { r->ntrain, r->nval, r->test.count, r->net.nparams, r->nthreads,
-                              threads_capped_from(opts->nthreads), nblocks, per,
+                              opts->threads_cut_from, nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
                               dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net),
@@ -783,6 +782,7 @@ int train_run(const config *cfg, const train_options *opts, train_result *res, t
     memset(&r, 0, sizeof r);
     r.stop = opts->stop;
     r.opts = opts;
+    r.nthreads = opts->nthreads > 0 ? opts->nthreads : threads_resolve(0).n;
     r.res = res;
     r.leader = dist_rank() == 0;
     int rc = start_run(&r, cfg, err);

@@ -50,7 +50,7 @@ setup() {
     small_argv "$D/a"
     OMP_NUM_THREADS=4 run --separate-stderr taskset -c "$cpu" "$TRAINER" train "${ARGS[@]}" --set output.metrics=
     assert_status 0
-    assert_contains "$output" "model: 5994 parameters; 1 thread (OMP_NUM_THREADS=4, but the process may run on 1 CPU only; --threads 4 runs all 4);"
+    assert_contains "$output" "model: 5994 parameters; 1 thread (OMP_NUM_THREADS=4, but the process may run on 1 CPU only; --threads 4 runs 4);"
     small_argv "$D/b"
     OMP_NUM_THREADS=4 run --separate-stderr taskset -c "$cpu" "$TRAINER" train "${ARGS[@]}" --threads 4 \
         --set output.metrics=
@@ -62,7 +62,22 @@ setup() {
     assert_same_model "$D/a/m.model" "$D/c/m.model"
     OMP_NUM_THREADS=3 run --separate-stderr taskset -c "$cpu" "$TRAINER" eval "$D/a/m.model"
     assert_status 0
-    assert_contains "$output" "1 thread (OMP_NUM_THREADS=3, but the process may run on 1 CPU only; --threads 3 runs all 3), mean loss"
+    assert_contains "$output" "1 thread (OMP_NUM_THREADS=3, but the process may run on 1 CPU only; --threads 3 runs 3), mean loss"
+}
+
+@test "bound threads (OMP_PROC_BIND, OMP_PLACES) are not cut to the one CPU libgomp pins the main thread to" {
+    [ "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" -ge 2 ] || skip "needs 2 CPUs"
+    local e k=0
+    local -a ARGS
+    for e in OMP_PROC_BIND=true OMP_PLACES=threads "OMP_PROC_BIND=close OMP_PLACES=cores"; do
+        k=$((k + 1))
+        mkdir "$D/b$k"
+        small_argv "$D/b$k"
+        # shellcheck disable=SC2086 # $e: one or two assignments
+        run --separate-stderr env OMP_NUM_THREADS=2 $e "$TRAINER" train "${ARGS[@]}" --set output.metrics=
+        assert_status 0
+        assert_contains "$output" "model: 5994 parameters; 2 threads;"
+    done
 }
 
 @test "batches above the block count (130: 15 blocks of 9 by default, 44 of 3 with train.blocks=64) are thread-independent too" {

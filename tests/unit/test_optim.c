@@ -210,10 +210,49 @@ static void segment_scales(void **state)
     optim_free(&b);
 }
 
+/* train.c cuts the step into chunks by thread count (4096 or 512
+ * parameters): every optimizer must give the same bytes for any cut, over
+ * several steps, with weight decay, momentum and Adam's moments in play. */
+static void any_cut_same_bytes(void **state)
+{
+    (void)state;
+    enum { N = 2000, STEPS = 3 };
+    static const size_t cuts[] = { 0, 3, 512, 517, 1024, 1536, N };
+    static float wa[N], wb[N], g[N];
+    for (int kind = 0; kind < 4; kind++) {
+        config c;
+        config_defaults(&c);
+        c.optimizer = kind == 2 ? OPT_ADAM : kind == 3 ? OPT_ADAMW : OPT_SGD;
+        c.nesterov = kind == 1;
+        optimizer a, b;
+        tr_error err = { 0 };
+        assert_ok(optim_create(&a, &c, N, &err), &err);
+        assert_ok(optim_create(&b, &c, N, &err), &err);
+        assert_ok(optim_add_segment(&a, 0, N, 1.0f, &err), &err);
+        assert_ok(optim_add_segment(&b, 0, N, 1.0f, &err), &err);
+        for (int i = 0; i < N; i++)
+            wa[i] = wb[i] = 0.01f * (float)((i * 37) % 101) - 0.5f;
+        for (int step = 0; step < STEPS; step++) {
+            for (int i = 0; i < N; i++)
+                g[i] = 0.003f * (float)((i * 53 + step * 11) % 97) - 0.14f;
+            optim_begin_step(&a);
+            optim_begin_step(&b);
+            optim_update_range(&a, wa, g, 0, N, 0.05f);
+            for (size_t k = 0; k + 1 < sizeof cuts / sizeof cuts[0]; k++)
+                optim_update_range(&b, wb, g, cuts[k], cuts[k + 1], 0.05f);
+        }
+        if (memcmp(wa, wb, sizeof wa) != 0)
+            fail_msg("optimizer kind %d: a cut step gives other bytes", kind);
+        optim_free(&a);
+        optim_free(&b);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(sgd_momentum_step),
     cmocka_unit_test(adam_step),
     cmocka_unit_test(schedules),
     cmocka_unit_test(segment_scales),
+    cmocka_unit_test(any_cut_same_bytes),
 };
 TEST_GROUP(optim_group, tests);
