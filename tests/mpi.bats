@@ -71,8 +71,11 @@ mpi() { # ranks, args...
     [ "$(grep -c '^mpi: ' <<< "$output")" -eq 1 ]
 
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 --set "output.model=$W/b37.model"
-    OMP_NUM_THREADS=2 mpi 3 train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 \
+    # 3 ranks: mpirun binds to a socket, not a core, so each rank keeps 2 threads.
+    OMP_NUM_THREADS=2 run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" --set train.batch_size=37 \
         --set "output.model=$W/b37x3.model"
+    [ "$status" -eq 0 ] || fail "exit $status" "$output"
+    assert_contains "$output" "model: 5994 parameters; 2 threads;"
     assert_same_model "$W/b37.model" "$W/b37x3.model"
 
     # Two blocks for three ranks: rank 2 computes nothing, and says so once.
