@@ -57,6 +57,7 @@ typedef struct {
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
     int nranks;                        /* MPI ranks (1 without MPI) */
+    size_t threads_all;                /* threads of all ranks together (each rank's may differ) */
     size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
     const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
     double flops_per_sample;           /* net_train_flops */

@@ -232,11 +232,11 @@ static void view_start(void *user, const train_start_info *info)
            threads_phrase(threads, sizeof threads, tc, info->nranks), info->nblocks, info->nblocks == 1 ? "" : "s",
            info->block_samples, info->block_samples == 1 ? "" : "s");
     /* A block is the unit of work: threads beyond the blocks only wait. */
-    size_t workers = (size_t)info->nthreads * (size_t)info->nranks;
+    size_t workers = info->threads_all;
     if (workers > info->nblocks)
-        printf("note: %zu threads in all, but a batch has %zu gradient blocks: the rest wait. A larger train.blocks "
+        printf("note: %zu threads in all, but a batch has %zu gradient block%s: the rest wait. A larger train.blocks "
                "(now %d, at most the batch size) keeps more busy and changes the model's bytes\n",
-               workers, info->nblocks, v->cfg->blocks);
+               workers, info->nblocks, info->nblocks == 1 ? "" : "s", v->cfg->blocks);
     printf("kernels: %s; %.5f MFLOP per training sample", info->kernels, info->flops_per_sample / 1e6);
     if (info->live_flops_per_sample < info->flops_per_sample)
         printf(" (%.5f computed: the pools read only part of the layers below)", info->live_flops_per_sample / 1e6);

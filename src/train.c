@@ -40,6 +40,7 @@ typedef struct {
     provenance prov;   /* recorded in every model and checkpoint written */
     double seconds_before; /* training time of the runs this one resumes */
     int nthreads;
+    size_t threads_all; /* of every rank (gather_threads) */
     net_workspace *ws; /* one per thread */
     float *slots;      /* train.blocks gradient buffers of slot_stride floats */
     size_t slot_stride;
@@ -506,7 +507,7 @@ static void report_start(const run *r, double load_seconds)
                               opts->threads_cut_from, nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
-                              dist_size(), SIZE_MAX, 0, kernels, net_train_flops(&r->net),
+                              dist_size(), r->threads_all, SIZE_MAX, 0, kernels, net_train_flops(&r->net),
                               net_live_train_flops(&r->net) };
     for (int k = 0; k < dist_size(); k++) {
         size_t bytes = dist_step_bytes(r->net.nparams, nblocks, B, sizeof(float) + 1, k, dist_size());
@@ -514,6 +515,26 @@ static void report_start(const run *r, double load_seconds)
         info.step_bytes_max = bytes > info.step_bytes_max ? bytes : info.step_bytes_max;
     }
     opts->obs.on_start(opts->obs.user, &info);
+}
+
+/* Every rank's thread count, summed: mpirun's binding can give ranks
+ * different counts, and the start-up line says how many threads work in all. */
+static int gather_threads(run *r, tr_error *err)
+{
+    const size_t n = (size_t)dist_size();
+    int *counts = tr_calloc(n, sizeof(int), err);
+    /* Every rank learns whether all could allocate before the collective. */
+    if (dist_agree(counts ? 0 : -1, err) != 0) {
+        free(counts);
+        return -1;
+    }
+    counts[dist_rank()] = r->nthreads;
+    int rc = dist_agree(dist_allgather(counts, n, 1, n, sizeof(int), err), err);
+    r->threads_all = 0;
+    for (size_t k = 0; k < n; k++)
+        r->threads_all += (size_t)counts[k];
+    free(counts);
+    return rc;
 }
 
 /* Everything loaded and allocated, the logs open, the observer told. */
@@ -530,6 +551,8 @@ static int start_run(run *r, const config *cfg, tr_error *err)
                    err) != 0)
         return -1;
     r->first_loss = -1.0;
+    if (gather_threads(r, err) != 0)
+        return -1;
     if (r->opts->armed)
         *r->opts->armed = 1; /* from here a stop is honoured with a checkpoint */
     if (r->leader && r->opts->obs.on_start)

@@ -87,6 +87,20 @@ mpi() { # ranks, args...
     [ "$(grep -c '^note: ' <<< "$output")" -eq 1 ]
 }
 
+@test "ranks with different thread counts: the start-up note counts each rank's own" {
+    local cpus
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+    local -a a=("${ARGS[@]:0:${#ARGS[@]}-1}") # without -q
+    run timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none \
+        -np 1 env OMP_NUM_THREADS=1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=1 \
+        --set "output.model=$W/m.model" : \
+        -np 1 env OMP_NUM_THREADS=3 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=1 \
+        --set "output.model=$W/m.model"
+    [ "$status" -eq 0 ] || fail "exit $status" "$output"
+    # Rank 0 runs 1 thread, rank 1 as many as 3 on its CPUs.
+    assert_contains "$output" "note: $((1 + (cpus < 3 ? cpus : 3))) threads in all, but a batch has 1 gradient block:"
+}
+
 @test "a bad data path on one rank ends the job within seconds, naming the rank and the file" {
     start=$(date +%s)
     run timeout 60 mpirun --allow-run-as-root --oversubscribe \
