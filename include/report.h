@@ -27,7 +27,7 @@ typedef struct {
     const char *out_dir; /* created if missing */
     const char *const *sets; /* data.* overrides, as for eval */
     int nsets;
-    int nthreads;
+    int nthreads;        /* > 0: threads_resolve's count */
     const char *const *others; /* more models to compare with MODEL (their metrics found beside them) */
     int nothers;
     const char *command;  /* the command line that made the report, for the summary; may be NULL */

@@ -51,13 +51,18 @@ typedef struct {
     size_t train_count, val_count, test_count;
     size_t nparams;
     int nthreads;
-    int threads_cut_from;              /* train_options' */
+    int threads_cut_from;              /* rank 0's: what OMP_NUM_THREADS or the default asked for, where nthreads is fewer; else 0 */
     size_t nblocks, block_samples;     /* a full batch's gradient blocks, and samples per block */
     double load_seconds;
     int resumed_epoch, resumed_batch;  /* -1 when starting fresh */
     const char *checkpoint;
     int nranks;                        /* MPI ranks (1 without MPI) */
-    size_t threads_all;                /* threads of all ranks together (each rank's may differ) */
+    /* Over all ranks (gathered at start: binding can give ranks different
+     * counts): threads in all, the fewest and most of one rank, and how
+     * many have no block of a full batch to work on (a rank works only
+     * its own share of the blocks). */
+    size_t threads_all, threads_idle;
+    int threads_min, threads_max;
     size_t step_bytes_min, step_bytes_max; /* what a rank sends per full batch, over the ranks (dist.h) */
     const char *kernels;               /* each layer's kernel path (net_kernel_summary) */
     double flops_per_sample;           /* net_train_flops */

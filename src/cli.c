@@ -205,13 +205,17 @@ static const char *threads_phrase(char *buf, size_t size, thread_count t, int nr
     int n = snprintf(buf, size, "%d thread%s", t.n, t.n == 1 ? "" : "s");
     if (!t.cut_from || n < 0 || (size_t)n >= size)
         return buf;
-    char asked[48], hint[48];
-    if (getenv("OMP_NUM_THREADS"))
+    /* libgomp ignores a value it cannot parse and then runs one per CPU. */
+    const char *env = getenv("OMP_NUM_THREADS");
+    char *end = NULL;
+    long v = env ? strtol(env, &end, 10) : 0;
+    char asked[48], hint[80];
+    if (env && end != env && *end == '\0' && v == t.cut_from)
         snprintf(asked, sizeof asked, "OMP_NUM_THREADS=%d", t.cut_from);
     else
         snprintf(asked, sizeof asked, "%d by default", t.cut_from);
     if (nranks > 1)
-        snprintf(hint, sizeof hint, "mpirun --bind-to none: docs/mpi.md");
+        snprintf(hint, sizeof hint, "mpirun's binding, a cpuset or OMP_PLACES: docs/mpi.md");
     else
         snprintf(hint, sizeof hint, "--threads %d runs %d", t.cut_from, t.cut_from);
     snprintf(buf + n, size - (size_t)n, " (%s, but the process may run on %d CPU%s only; %s)", asked, t.n,
@@ -228,15 +232,21 @@ static void view_start(void *user, const train_start_info *info)
            info->val_count, info->test_count, info->load_seconds);
     char threads[200];
     const thread_count tc = { info->nthreads, info->threads_cut_from };
-    printf("model: %zu parameters; %s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams,
-           threads_phrase(threads, sizeof threads, tc, info->nranks), info->nblocks, info->nblocks == 1 ? "" : "s",
-           info->block_samples, info->block_samples == 1 ? "" : "s");
-    /* A block is the unit of work: threads beyond the blocks only wait. */
-    size_t workers = info->threads_all;
-    if (workers > info->nblocks)
-        printf("note: %zu threads in all, but a batch has %zu gradient block%s: the rest wait. A larger train.blocks "
+    if (info->threads_min != info->threads_max)
+        snprintf(threads, sizeof threads, "%d-%d threads per rank (%zu in all)", info->threads_min, info->threads_max,
+                 info->threads_all);
+    else
+        threads_phrase(threads, sizeof threads, tc, info->nranks);
+    printf("model: %zu parameters; %s; %zu gradient block%s of %zu sample%s per batch\n", info->nparams, threads,
+           info->nblocks, info->nblocks == 1 ? "" : "s", info->block_samples, info->block_samples == 1 ? "" : "s");
+    /* A block is the unit of work: threads beyond their rank's blocks only wait. */
+    if (info->threads_idle)
+        printf("note: %zu thread%s of %zu%s wait%s: a batch has %zu gradient block%s%s. A larger train.blocks "
                "(now %d, at most the batch size) keeps more busy and changes the model's bytes\n",
-               workers, info->nblocks, info->nblocks == 1 ? "" : "s", v->cfg->blocks);
+               info->threads_idle, info->threads_idle == 1 ? "" : "s", info->threads_all,
+               info->nranks > 1 ? " in all" : "", info->threads_idle == 1 ? "s" : "", info->nblocks,
+               info->nblocks == 1 ? "" : "s", info->nranks > 1 ? ", each rank working its own share" : "",
+               v->cfg->blocks);
     printf("kernels: %s; %.5f MFLOP per training sample", info->kernels, info->flops_per_sample / 1e6);
     if (info->live_flops_per_sample < info->flops_per_sample)
         printf(" (%.5f computed: the pools read only part of the layers below)", info->live_flops_per_sample / 1e6);
@@ -435,11 +445,17 @@ int cli_train(const cli_args *a)
 {
     config cfg;
     tr_error err = { 0 };
-    if (a->init && a->resume)
-        return cli_error(TR_EINPUT, "--init and --resume exclude each other: a checkpoint already holds the weights");
+    /* Agreed on by every rank, as all failures from here on: under mpirun
+     * each rank may have its own arguments, and one that returned alone
+     * would leave the others waiting in the next collective. */
+    if (dist_agree(a->init && a->resume ? tr_fail(&err, TR_EINPUT, "--init and --resume exclude each other: a "
+                                                  "checkpoint already holds the weights")
+                                        : 0,
+                   &err) != 0)
+        return fail_with(&err);
     char found[PATH_MAX + 32];
     const char *path = a->config ? a->config : find_default_config(found, sizeof found);
-    if (load_train_config(a, &cfg, path, &err) != 0)
+    if (dist_agree(load_train_config(a, &cfg, path, &err), &err) != 0)
         return fail_with(&err);
     if (dist_agree(dist_rank() == 0 ? outputs_claim(&cfg, &err) : 0, &err) != 0)
         return fail_with(&err);

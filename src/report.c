@@ -21,7 +21,6 @@
 #include "runlog.h"
 #include "session.h"
 #include "svg.h"
-#include "threads.h"
 #include "timer.h"
 #include "train.h"
 #include "version.h"
@@ -812,7 +811,7 @@ int report_write(const report_options *o, report_result *res, tr_error *err)
     c.o = o;
     c.out = res;
     c.now = time(NULL);
-    c.nthreads = threads_resolve(o->nthreads).n;
+    c.nthreads = o->nthreads;
     char mk[PATH_LEN];
     snprintf(mk, sizeof mk, "%s/x", o->out_dir);
     if (o->nothers >= REPORT_MAX_RUNS)

@@ -12,16 +12,23 @@
  * cpu_set_t's 1,024: then nothing is capped). */
 static int cpus_allowed(void)
 {
+    cpu_set_t set;
+    CPU_ZERO(&set);
     /* Bound (OMP_PROC_BIND, OMP_PLACES): this thread now runs on its first
-     * place alone; the places list what the process had. */
+     * place alone; the places list what the process had, and may overlap. */
     int nplaces = omp_get_num_places();
     if (nplaces > 0) {
-        int n = 0;
-        for (int i = 0; i < nplaces; i++)
-            n += omp_get_place_num_procs(i);
-        return n;
+        for (int i = 0; i < nplaces; i++) {
+            int ids[CPU_SETSIZE], n = omp_get_place_num_procs(i);
+            if (n < 0 || n > CPU_SETSIZE)
+                return 0;
+            omp_get_place_proc_ids(i, ids);
+            for (int j = 0; j < n; j++)
+                if (ids[j] >= 0 && ids[j] < CPU_SETSIZE)
+                    CPU_SET(ids[j], &set);
+        }
+        return CPU_COUNT(&set);
     }
-    cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) != 0)
         return 0;
     return CPU_COUNT(&set);
@@ -36,7 +43,9 @@ thread_count threads_resolve(int requested)
         t.n = requested;
         return t;
     }
-    int asked = omp_get_max_threads(), cpus = cpus_allowed();
+    int asked = omp_get_max_threads(), cpus = cpus_allowed(), limit = omp_get_thread_limit();
+    if (limit > 0 && asked > limit) /* OMP_THREAD_LIMIT: OpenMP would run no more */
+        asked = limit;
     if (asked < 1)
         asked = 1;
     t.n = cpus > 0 && asked > cpus ? cpus : asked;

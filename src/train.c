@@ -40,7 +40,8 @@ typedef struct {
     provenance prov;   /* recorded in every model and checkpoint written */
     double seconds_before; /* training time of the runs this one resumes */
     int nthreads;
-    size_t threads_all; /* of every rank (gather_threads) */
+    size_t threads_all, threads_idle; /* gather_threads */
+    int threads_min, threads_max;
     net_workspace *ws; /* one per thread */
     float *slots;      /* train.blocks gradient buffers of slot_stride floats */
     size_t slot_stride;
@@ -507,7 +508,8 @@ static void report_start(const run *r, double load_seconds)
                               opts->threads_cut_from, nblocks, per,
                               load_seconds, opts->resume ? (int)r->state.epoch : -1,
                               opts->resume ? (int)r->state.batch : -1, opts->resume ? opts->resume : r->ckpt_path,
-                              dist_size(), r->threads_all, SIZE_MAX, 0, kernels, net_train_flops(&r->net),
+                              dist_size(), r->threads_all, r->threads_idle, r->threads_min, r->threads_max, SIZE_MAX,
+                              0, kernels, net_train_flops(&r->net),
                               net_live_train_flops(&r->net) };
     for (int k = 0; k < dist_size(); k++) {
         size_t bytes = dist_step_bytes(r->net.nparams, nblocks, B, sizeof(float) + 1, k, dist_size());
@@ -517,22 +519,32 @@ static void report_start(const run *r, double load_seconds)
     opts->obs.on_start(opts->obs.user, &info);
 }
 
-/* Every rank's thread count, summed: mpirun's binding can give ranks
- * different counts, and the start-up line says how many threads work in all. */
+/* Every rank's thread count, for the start-up line: mpirun's binding can
+ * give ranks different counts, and a rank's threads beyond its own share
+ * of a batch's blocks have nothing to do. */
 static int gather_threads(run *r, tr_error *err)
 {
-    const size_t n = (size_t)dist_size();
-    int *counts = tr_calloc(n, sizeof(int), err);
+    const int n = dist_size();
+    int *counts = tr_calloc((size_t)n, sizeof(int), err);
     /* Every rank learns whether all could allocate before the collective. */
     if (dist_agree(counts ? 0 : -1, err) != 0) {
         free(counts);
         return -1;
     }
     counts[dist_rank()] = r->nthreads;
-    int rc = dist_agree(dist_allgather(counts, n, 1, n, sizeof(int), err), err);
-    r->threads_all = 0;
-    for (size_t k = 0; k < n; k++)
+    int rc = dist_agree(dist_allgather(counts, (size_t)n, 1, (size_t)n, sizeof(int), err), err);
+    size_t per, nblocks = batch_blocks(r->cfg, (size_t)r->cfg->batch_size, &per);
+    r->threads_all = r->threads_idle = 0;
+    r->threads_min = r->threads_max = counts[0];
+    for (int k = 0; k < n; k++) {
+        size_t first, end;
+        dist_share(nblocks, k, &first, &end);
         r->threads_all += (size_t)counts[k];
+        if ((size_t)counts[k] > end - first)
+            r->threads_idle += (size_t)counts[k] - (end - first);
+        r->threads_min = counts[k] < r->threads_min ? counts[k] : r->threads_min;
+        r->threads_max = counts[k] > r->threads_max ? counts[k] : r->threads_max;
+    }
     free(counts);
     return rc;
 }

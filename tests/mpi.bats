@@ -71,7 +71,8 @@ mpi() { # ranks, args...
     [ "$(grep -c '^mpi: ' <<< "$output")" -eq 1 ]
 
     "$TRAINER" train "$ROOT/configs/default.ini" "${ARGS[@]}" --set train.batch_size=37 --set "output.model=$W/b37.model"
-    # 3 ranks: mpirun binds to a socket, not a core, so each rank keeps 2 threads.
+    # 3 ranks: mpirun binds to a socket, not a core, so each rank keeps 2
+    # threads (ranks with different counts would print a range).
     OMP_NUM_THREADS=2 run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" --set train.batch_size=37 \
         --set "output.model=$W/b37x3.model"
     [ "$status" -eq 0 ] || fail "exit $status" "$output"
@@ -83,22 +84,37 @@ mpi() { # ranks, args...
     run mpi 3 train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=2 --set "output.model=$W/k2x3.model"
     [ "$status" -eq 0 ] || fail "exit $status" "$output"
     assert_same_model "$W/k2.model" "$W/k2x3.model"
-    assert_contains "$output" "note: 3 threads in all, but a batch has 2 gradient blocks"
+    # Rank 0's share of 2 blocks over 3 ranks is empty.
+    assert_contains "$output" "note: 1 thread of 3 in all waits: a batch has 2 gradient blocks, each rank working its own share."
     [ "$(grep -c '^note: ' <<< "$output")" -eq 1 ]
 }
 
-@test "ranks with different thread counts: the start-up note counts each rank's own" {
-    local cpus
-    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+@test "ranks with different thread counts: the start-up line counts each rank's own, and the threads beyond a rank's share of the blocks" {
     local -a a=("${ARGS[@]:0:${#ARGS[@]}-1}") # without -q
+    # 4 blocks: 2 for each rank. Rank 0 runs 1 thread, rank 1 runs 3, one
+    # of which has no block; the totals alone (4 threads, 4 blocks) hide it.
     run timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none \
-        -np 1 env OMP_NUM_THREADS=1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=1 \
+        -np 1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=4 --threads 1 \
         --set "output.model=$W/m.model" : \
-        -np 1 env OMP_NUM_THREADS=3 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=1 \
+        -np 1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set train.blocks=4 --threads 3 \
         --set "output.model=$W/m.model"
     [ "$status" -eq 0 ] || fail "exit $status" "$output"
-    # Rank 0 runs 1 thread, rank 1 as many as 3 on its CPUs.
-    assert_contains "$output" "note: $((1 + (cpus < 3 ? cpus : 3))) threads in all, but a batch has 1 gradient block:"
+    assert_contains "$output" "model: 5994 parameters; 1-3 threads per rank (4 in all); 4 gradient blocks"
+    assert_contains "$output" "note: 1 thread of 4 in all waits: a batch has 4 gradient blocks, each rank working its own share."
+}
+
+@test "a bad config on one rank alone ends the job at once, naming the rank and the key" {
+    local -a a=("${ARGS[@]:0:${#ARGS[@]}-1}")
+    start=$(date +%s)
+    run timeout 60 mpirun --allow-run-as-root --oversubscribe \
+        -np 1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set "output.model=$W/m.model" : \
+        -np 1 "$MPI_TRAINER" train "$ROOT/configs/default.ini" "${a[@]}" --set "output.model=$W/m.model" \
+        --set train.epochs=abc
+    [ "$status" -ne 0 ]
+    [ "$status" -ne 124 ] # not the timeout
+    [ $(( $(date +%s) - start )) -lt 30 ]
+    [[ "$output" == *"rank 1: "*"train.epochs"* ]] || fail "no line naming rank 1 and the key" "$output"
+    [ ! -e "$W/m.model" ]
 }
 
 @test "a bad data path on one rank ends the job within seconds, naming the rank and the file" {
