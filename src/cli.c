@@ -205,12 +205,13 @@ static const char *threads_phrase(char *buf, size_t size, thread_count t, int nr
     int n = snprintf(buf, size, "%d thread%s", t.n, t.n == 1 ? "" : "s");
     if (!t.cut_from || n < 0 || (size_t)n >= size)
         return buf;
-    /* libgomp ignores a value it cannot parse and then runs one per CPU. */
+    /* libgomp ignores a value it cannot parse and then runs one per CPU;
+     * of a list ("8,4": nested levels) the first is this level's. */
     const char *env = getenv("OMP_NUM_THREADS");
     char *end = NULL;
     long v = env ? strtol(env, &end, 10) : 0;
     char asked[48], hint[80];
-    if (env && end != env && *end == '\0' && v == t.cut_from)
+    if (env && end != env && (*end == '\0' || *end == ',') && v == t.cut_from)
         snprintf(asked, sizeof asked, "OMP_NUM_THREADS=%d", t.cut_from);
     else
         snprintf(asked, sizeof asked, "%d by default", t.cut_from);
