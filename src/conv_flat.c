@@ -99,16 +99,7 @@ static ALWAYS_INLINE void flat_fwd_k(float *out, const float *in, const float *w
 void convk_flat_fwd(float *out, const float *in, const float *w, const float *b, int C, int H, int W, int OC,
                     int K, int relu)
 {
-    switch (K) {
-    case 1: flat_fwd_k(out, in, w, b, C, H, W, OC, 1, relu); break;
-    case 2: flat_fwd_k(out, in, w, b, C, H, W, OC, 2, relu); break;
-    case 3: flat_fwd_k(out, in, w, b, C, H, W, OC, 3, relu); break;
-    case 4: flat_fwd_k(out, in, w, b, C, H, W, OC, 4, relu); break;
-    case 5: flat_fwd_k(out, in, w, b, C, H, W, OC, 5, relu); break;
-    case 6: flat_fwd_k(out, in, w, b, C, H, W, OC, 6, relu); break;
-    case 7: flat_fwd_k(out, in, w, b, C, H, W, OC, 7, relu); break;
-    default: break;
-    }
+    CONVK_WITH_K(K, flat_fwd_k(out, in, w, b, C, H, W, OC, KC, relu));
 }
 
 /* dw on the same grid, for layers without din (conv1): gg is dout spread
@@ -183,16 +174,7 @@ static ALWAYS_INLINE void flat_dw_k(float *dw, float *gg, const float *dout, con
 /* DOUT NULL: gg already holds the grid. */
 void convk_flat_dw(float *dw, float *gg, const float *dout, const float *in, int C, int H, int W, int OC, int K)
 {
-    switch (K) {
-    case 1: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 1); break;
-    case 2: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 2); break;
-    case 3: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 3); break;
-    case 4: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 4); break;
-    case 5: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 5); break;
-    case 6: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 6); break;
-    case 7: flat_dw_k(dw, gg, dout, in, C, H, W, OC, 7); break;
-    default: break;
-    }
+    CONVK_WITH_K(K, flat_dw_k(dw, gg, dout, in, C, H, W, OC, KC));
 }
 
 /* ---- din on its own grid ----
@@ -283,15 +265,6 @@ static ALWAYS_INLINE void flat_din_k(float *din, float *gp, const float *dout, c
 
 void convk_flat_din(float *din, float *gp, const float *dout, const float *w, int C, int H, int W, int OC, int K)
 {
-    switch (K) {
-    case 1: flat_din_k(din, gp, dout, w, C, H, W, OC, 1); break;
-    case 2: flat_din_k(din, gp, dout, w, C, H, W, OC, 2); break;
-    case 3: flat_din_k(din, gp, dout, w, C, H, W, OC, 3); break;
-    case 4: flat_din_k(din, gp, dout, w, C, H, W, OC, 4); break;
-    case 5: flat_din_k(din, gp, dout, w, C, H, W, OC, 5); break;
-    case 6: flat_din_k(din, gp, dout, w, C, H, W, OC, 6); break;
-    case 7: flat_din_k(din, gp, dout, w, C, H, W, OC, 7); break;
-    default: break;
-    }
+    CONVK_WITH_K(K, flat_din_k(din, gp, dout, w, C, H, W, OC, KC));
 }
 #endif

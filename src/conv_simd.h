@@ -76,6 +76,20 @@ enum { WIDE = 1 };
 #endif
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* CALL with KC the constant 1 to 7 that equals K (nothing for another K):
+ * each ALWAYS_INLINE kernel it names is compiled for its own kernel size. */
+#define CONVK_WITH_K(K, CALL)                                                                            \
+    switch (K) {                                                                                        \
+    case 1: { enum { KC = 1 }; CALL; } break;                                                           \
+    case 2: { enum { KC = 2 }; CALL; } break;                                                           \
+    case 3: { enum { KC = 3 }; CALL; } break;                                                           \
+    case 4: { enum { KC = 4 }; CALL; } break;                                                           \
+    case 5: { enum { KC = 5 }; CALL; } break;                                                           \
+    case 6: { enum { KC = 6 }; CALL; } break;                                                           \
+    case 7: { enum { KC = 7 }; CALL; } break;                                                           \
+    default: break;                                                                                     \
+    }
+
 /* GCC folds a loaded vector into every FMA that uses it as a memory
  * operand, so a vector used by 4 FMAs is loaded 4 times (often across a
  * cache line). An empty asm that claims to change it keeps it in a
